@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options, identifier quoting and row helpers of module_utils/postgres.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import builtins
+import datetime
+import decimal
+
+import psycopg
+import pytest
+
+from ansible_collections.quantops.platform.plugins.module_utils import postgres as pg
+
+HOSTILE = 'x"; DROP TABLE y; --'
+
+
+class FailJson(Exception):
+    def __init__(self, kwargs):
+        super(FailJson, self).__init__(kwargs.get('msg'))
+        self.kwargs = kwargs
+
+
+class FakeModule(object):
+    def __init__(self, **params):
+        base = dict((k, v.get('default')) for k, v in pg.postgres_common_argument_spec().items())
+        base.update(params)
+        self.params = base
+
+    def fail_json(self, **kwargs):
+        raise FailJson(kwargs)
+
+
+@pytest.fixture
+def no_psycopg_sql(monkeypatch):
+    monkeypatch.setattr(pg, '_psycopg_sql', lambda: None)
+
+
+# --- argument spec and connection parameters ---------------------------------------
+
+def test_common_argument_spec_defaults():
+    spec = pg.postgres_common_argument_spec()
+    assert spec['login_user']['default'] == 'postgres'
+    assert spec['login_password'] == {'type': 'str', 'default': '', 'no_log': True}
+    assert spec['login_host']['default'] == ''
+    assert spec['login_port']['type'] == 'int' and spec['login_port']['default'] == 5432
+    assert spec['login_unix_socket']['default'] == ''
+    assert spec['login_db']['default'] == 'quant_platform'
+    assert spec['connect_timeout'] == {'type': 'int', 'default': 10}
+    assert spec['ssl_mode']['default'] == 'prefer'
+    assert spec['ssl_mode']['choices'] == ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
+    assert 'default' not in spec['ca_cert']
+
+
+def test_conn_params_unix_socket_and_no_empty_password():
+    kw = pg.get_conn_params(FakeModule(login_unix_socket='/tmp/pgsock').params)
+    assert kw['host'] == '/tmp/pgsock'
+    assert kw['dbname'] == 'quant_platform'
+    assert kw['user'] == 'postgres'
+    assert kw['port'] == 5432
+    assert kw['connect_timeout'] == 10
+    assert kw['sslmode'] == 'prefer'
+    assert kw['application_name'] == 'ansible-quantops.platform'
+    assert 'password' not in kw
+    assert 'sslrootcert' not in kw
+
+
+def test_conn_params_tcp_with_password_and_ca():
+    kw = pg.get_conn_params(FakeModule(login_host='db.lab', login_unix_socket='/tmp', login_password='s3cret',
+                                       login_port=6432, ssl_mode='verify-full', ca_cert='/etc/ca.pem',
+                                       connect_timeout=0).params)
+    assert kw['host'] == 'db.lab'           # a real host wins over the socket directory
+    assert kw['password'] == 's3cret'
+    assert kw['port'] == 6432
+    assert kw['sslmode'] == 'verify-full'
+    assert kw['sslrootcert'] == '/etc/ca.pem'
+    assert kw['connect_timeout'] == 0
+
+
+def test_conn_params_default_socket_when_nothing_given():
+    assert 'host' not in pg.get_conn_params(FakeModule().params)
+
+
+def test_describe_connection_never_names_the_password():
+    kw = pg.get_conn_params(FakeModule(login_host='10.0.0.5', login_password='s3cret', login_user='monitor').params)
+    text = pg.describe_connection(kw)
+    assert text == 'host=10.0.0.5 port=5432 dbname=quant_platform user=monitor'
+    assert 's3cret' not in text
+
+
+def test_connect_failure_names_target_and_scrubs_password(monkeypatch):
+    def refuse(**kwargs):
+        raise psycopg.OperationalError('connection failed: password "%s" rejected for user "monitor"'
+                                       % kwargs['password'])
+    monkeypatch.setattr(psycopg, 'connect', refuse)
+    module = FakeModule(login_host='10.0.0.5', login_port=6543, login_user='monitor', login_password='s3cret')
+    with pytest.raises(FailJson) as e:
+        pg.connect(module)
+    msg = e.value.kwargs['msg']
+    assert 'host=10.0.0.5 port=6543 dbname=quant_platform user=monitor' in msg
+    assert 's3cret' not in msg
+    assert '********' in msg
+
+
+def test_connect_passes_autocommit_and_parameters(monkeypatch):
+    seen = {}
+
+    def fake_connect(**kwargs):
+        seen.update(kwargs)
+        return 'conn'
+    monkeypatch.setattr(psycopg, 'connect', fake_connect)
+    assert pg.connect(FakeModule(login_unix_socket='/tmp'), autocommit=True) == 'conn'
+    assert seen['autocommit'] is True
+    assert seen['host'] == '/tmp'
+    assert seen['application_name'] == 'ansible-quantops.platform'
+
+
+def test_missing_psycopg_fails_with_missing_required_lib(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_psycopg(name, *args, **kwargs):
+        if name == 'psycopg' or name.startswith('psycopg.'):
+            raise ImportError('No module named psycopg')
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, '__import__', no_psycopg)
+    with pytest.raises(FailJson) as e:
+        pg.connect(FakeModule())
+    assert 'psycopg (python3-psycopg on Debian)' in e.value.kwargs['msg']
+    assert 'ImportError' in e.value.kwargs['exception']
+
+
+def test_too_old_psycopg_is_rejected(monkeypatch):
+    monkeypatch.setattr(psycopg, '__version__', '3.0.18')
+    with pytest.raises(FailJson) as e:
+        pg.import_psycopg(FakeModule())
+    assert 'psycopg >= 3.1' in e.value.kwargs['msg']
+
+
+# --- identifiers ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name, fragment', [
+    ('', 'must not be empty'),
+    ('a' * 64, 'limited to 63 bytes'),
+    (u'\u00e9' * 32, 'is 64 bytes long'),       # 32 characters, 64 bytes in UTF-8
+    ('a\x00b', 'NUL'),
+    (None, 'must be a string'),
+    (42, 'must be a string'),
+])
+def test_invalid_identifiers_are_rejected(name, fragment):
+    with pytest.raises(pg.IdentifierError) as e:
+        pg.validate_identifier(name, 'freshness_table')
+    assert fragment in str(e.value)
+    assert 'freshness_table' in str(e.value)
+
+
+def test_identifier_limits_accept_63_bytes():
+    assert pg.validate_identifier('a' * 63) == 'a' * 63
+    assert pg.validate_identifier(u'\u00e9' * 31 + 'a') == u'\u00e9' * 31 + 'a'   # 63 bytes
+
+
+@pytest.mark.parametrize('name, quoted', [
+    ('ohlcv_data', '"ohlcv_data"'),
+    ('Mixed Case', '"Mixed Case"'),
+    (HOSTILE, '"x""; DROP TABLE y; --"'),
+    ('a%b', '"a%b"'),
+])
+def test_quote_ident_with_psycopg_and_pure_fallback_agree(name, quoted, monkeypatch):
+    assert pg.quote_ident(name) == quoted
+    assert pg.pure_quote_ident(name) == quoted
+    monkeypatch.setattr(pg, '_psycopg_sql', lambda: None)
+    assert pg.quote_ident(name) == quoted
+
+
+def test_quote_ident_validates_first():
+    with pytest.raises(pg.IdentifierError):
+        pg.quote_ident('')
+
+
+def test_sql_identifier_is_a_psycopg_identifier():
+    ident = pg.sql_identifier('public', HOSTILE)
+    assert isinstance(ident, psycopg.sql.Identifier)
+    assert ident.as_string(None) == '"public"."x""; DROP TABLE y; --"'
+    with pytest.raises(pg.IdentifierError):
+        pg.sql_identifier('public', '')
+    with pytest.raises(pg.IdentifierError):
+        pg.sql_identifier()
+
+
+def test_sql_identifier_fallback(no_psycopg_sql):
+    assert pg.sql_identifier('public', HOSTILE) == '"public"."x""; DROP TABLE y; --"'
+
+
+def test_compose_query_quotes_every_identifier():
+    query = pg.compose_query('SELECT max({col}) FROM {table} WHERE {col} > {limit}',
+                             col='date', table=('public', HOSTILE), limit=pg.SqlNumber(1000))
+    assert isinstance(query, psycopg.sql.Composed)
+    assert query.as_string(None) == ('SELECT max("date") FROM "public"."x""; DROP TABLE y; --" '
+                                     'WHERE "date" > 1000')
+
+
+def test_compose_query_fallback(no_psycopg_sql):
+    query = pg.compose_query('SELECT max({col}) FROM {table} WHERE {col} > {limit}',
+                             col='date', table=['public', HOSTILE], limit=pg.SqlNumber(2.5))
+    assert query == 'SELECT max("date") FROM "public"."x""; DROP TABLE y; --" WHERE "date" > 2.5'
+
+
+def test_sql_number_takes_numbers_only():
+    for bad in ('1; DROP TABLE y', True, None):
+        with pytest.raises(TypeError):
+            pg.SqlNumber(bad)
+
+
+# --- fetch helpers ---------------------------------------------------------------------------------
+
+class RecordingCursor(object):
+    def __init__(self, columns, rows):
+        self.description = [(c,) for c in columns] if columns is not None else None
+        self.rows = rows
+        self.calls = []
+
+    def execute(self, *args):
+        self.calls.append(args)
+
+    def fetchall(self):
+        return self.rows
+
+
+def test_fetch_all_dicts_converts_values_and_omits_absent_params():
+    ts = datetime.datetime(2024, 6, 28, 12, 0, tzinfo=datetime.timezone.utc)
+    cur = RecordingCursor(['n', 'ratio', 'at', 'day', 'span'],
+                          [(1, decimal.Decimal('0.5'), ts, datetime.date(2024, 6, 28), datetime.timedelta(minutes=2))])
+    rows = pg.fetch_all_dicts(cur, 'SELECT 1')
+    assert rows == [{'n': 1, 'ratio': 0.5, 'at': '2024-06-28T12:00:00+00:00', 'day': '2024-06-28', 'span': 120.0}]
+    assert cur.calls == [('SELECT 1',)]     # no params argument at all
+
+
+def test_fetch_all_dicts_with_params_raw_values_and_dict_rows():
+    day = datetime.date(2024, 6, 28)
+    cur = RecordingCursor(['day'], [{'day': day}])
+    assert pg.fetch_all_dicts(cur, 'SELECT %s', ('x',), convert=False) == [{'day': day}]
+    assert cur.calls == [('SELECT %s', ('x',))]
+
+
+def test_fetch_helpers_without_result_set():
+    assert pg.fetch_all_dicts(RecordingCursor(None, []), 'SET x = 1') == []
+    assert pg.fetch_one_dict(RecordingCursor(['a'], []), 'SELECT 1 WHERE false') is None

@@ -1,0 +1,81 @@
+# -*- coding: utf-8 -*-
+# Copyright: quantops.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # Connection options of plugins/module_utils/postgres.py:postgres_common_argument_spec().
+    DOCUMENTATION = r'''
+options:
+  login_user:
+    description:
+      - The role the module connects as.
+      - With the default and an empty O(login_host), run the task with C(become_user=postgres)
+        so that peer authentication on the unix socket accepts it.
+    type: str
+    default: postgres
+    aliases: [ login ]
+  login_password:
+    description:
+      - Password of O(login_user).
+      - Left out of the connection when empty, so libpq may use peer authentication or C(~/.pgpass).
+      - Never shown in results or error messages.
+    type: str
+    default: ''
+  login_host:
+    description:
+      - Host name or IP address of the server.
+      - Empty means a unix-domain socket (see O(login_unix_socket)).
+    type: str
+    default: ''
+    aliases: [ host ]
+  login_port:
+    description:
+      - TCP port of the server, also the suffix of the unix socket file (C(.s.PGSQL.<port>)).
+    type: int
+    default: 5432
+    aliases: [ port ]
+  login_unix_socket:
+    description:
+      - Directory holding the server's unix socket, for example C(/var/run/postgresql).
+      - Used when O(login_host) is empty or C(localhost).
+      - Empty means libpq's compiled-in directory (C(/var/run/postgresql) on Debian).
+    type: str
+    default: ''
+    aliases: [ unix_socket ]
+  login_db:
+    description:
+      - Database to connect to. The checks of a module run in this database.
+    type: str
+    default: quant_platform
+    aliases: [ db ]
+  connect_timeout:
+    description:
+      - Seconds to wait for the connection to be established (libpq C(connect_timeout)).
+      - C(0) waits forever.
+    type: int
+    default: 10
+  ssl_mode:
+    description:
+      - Whether and how an SSL/TLS TCP connection is negotiated with the server (libpq C(sslmode)).
+      - Ignored for unix-socket connections.
+      - See U(https://www.postgresql.org/docs/current/libpq-ssl.html) for the modes.
+    type: str
+    default: prefer
+    choices: [ disable, allow, prefer, require, verify-ca, verify-full ]
+  ca_cert:
+    description:
+      - File of certificate authority certificates used to verify the server with
+        O(ssl_mode=verify-ca) or O(ssl_mode=verify-full) (libpq C(sslrootcert)).
+    type: path
+    aliases: [ ssl_rootcert ]
+requirements:
+  - psycopg >= 3.1 on the managed node (C(python3-psycopg) on Debian 12 and later, or C(pip install psycopg[binary]))
+notes:
+  - Connections identify themselves as C(application_name=ansible-quantops.platform) in C(pg_stat_activity).
+'''
