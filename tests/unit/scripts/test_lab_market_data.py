@@ -84,8 +84,26 @@ def test_parse_us_date_rejects_other_formats(text):
 def test_read_arch_drops_adj_close_and_keeps_decimal_strings():
     rows = lmd.read_arch(SP500, "SPX", "US")
     assert rows == [
-        ("SPX", "US", "1999-01-04", "1229.22998", "1248.810059", "1219.099976", "1228.099976", "877000000"),
-        ("SPX", "US", "1999-01-05", "1228.099976", "1246.109985", "1228.099976", "1244.780029", "775000000"),
+        (
+            "SPX",
+            "US",
+            "1999-01-04",
+            "1229.22998",
+            "1248.810059",
+            "1219.099976",
+            "1228.099976",
+            "877000000",
+        ),
+        (
+            "SPX",
+            "US",
+            "1999-01-05",
+            "1228.099976",
+            "1246.109985",
+            "1228.099976",
+            "1244.780029",
+            "775000000",
+        ),
     ]
 
 
@@ -96,7 +114,16 @@ def test_read_arch_refuses_unexpected_header():
 
 def test_read_backtesting_daily_keeps_fractional_volume():
     rows = lmd.read_backtesting_daily(BTCUSD, "BTCUSD", "CRYPTO")
-    assert rows[0] == ("BTCUSD", "CRYPTO", "2012-01-31", "4.58", "7.38", "3.8", "5.55", "2012.25343589")
+    assert rows[0] == (
+        "BTCUSD",
+        "CRYPTO",
+        "2012-01-31",
+        "4.58",
+        "7.38",
+        "3.8",
+        "5.55",
+        "2012.25343589",
+    )
     assert rows[1][-1] == "4761.6090813"
 
 
@@ -119,7 +146,9 @@ def test_hourly_bars_aggregate_to_utc_days():
 def test_hourly_aggregation_ignores_file_order():
     header, *lines = EURUSD.splitlines(keepends=True)
     shuffled = header + "".join(reversed(lines))
-    assert lmd.aggregate_hourly(shuffled, "EURUSD", "FX") == lmd.aggregate_hourly(EURUSD, "EURUSD", "FX")
+    assert lmd.aggregate_hourly(shuffled, "EURUSD", "FX") == lmd.aggregate_hourly(
+        EURUSD, "EURUSD", "FX"
+    )
 
 
 def test_hourly_aggregation_sums_fractional_volume_exactly():
@@ -198,7 +227,8 @@ def test_manifest_counts_and_digest():
     assert manifest["total_rows"] == 11
     assert manifest["csv_sha256"] == hashlib.sha256(csv_bytes).hexdigest()
     summary = {
-        (s["ticker"], s["region"]): (s["rows"], s["first_date"], s["last_date"]) for s in manifest["series"]
+        (s["ticker"], s["region"]): (s["rows"], s["first_date"], s["last_date"])
+        for s in manifest["series"]
     }
     assert summary == {
         ("BTCUSD", "CRYPTO"): (2, "2012-01-31", "2012-02-29"),
@@ -244,7 +274,11 @@ def test_extract_rows_reads_every_series_from_the_wheels(tmp_path):
     rows = lmd.extract_rows(_fake_wheels(tmp_path))
     assert len(rows) == 11
     assert {(row[0], row[1]) for row in rows} == {
-        ("SPX", "US"), ("IXIC", "US"), ("GOOG", "US"), ("EURUSD", "FX"), ("BTCUSD", "CRYPTO"),
+        ("SPX", "US"),
+        ("IXIC", "US"),
+        ("GOOG", "US"),
+        ("EURUSD", "FX"),
+        ("BTCUSD", "CRYPTO"),
     }
 
 
@@ -258,7 +292,9 @@ def test_cached_wheel_with_wrong_digest_fails_clearly(tmp_path):
 
 def test_cached_wheel_with_pinned_digest_is_used_without_download(tmp_path, monkeypatch):
     payload = b"pinned content"
-    wheel = lmd.Wheel("demo", "1.0", "demo-1.0-py3-none-any.whl", hashlib.sha256(payload).hexdigest())
+    wheel = lmd.Wheel(
+        "demo", "1.0", "demo-1.0-py3-none-any.whl", hashlib.sha256(payload).hexdigest()
+    )
     (tmp_path / wheel.filename).write_bytes(payload)
     monkeypatch.setattr(lmd.subprocess, "run", lambda *a, **k: pytest.fail("must not download"))
     assert lmd.fetch_wheel(wheel, tmp_path) == tmp_path / wheel.filename

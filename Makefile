@@ -1,0 +1,71 @@
+# quantops.platform - two commands do everything on a fresh machine:
+#   make lab    the main job: lab containers, site.yml, real market data, morning check
+#   make test   the whole test suite (what CI runs)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 0
+LINK := .build/collections/ansible_collections/quantops/platform
+MARKET_DATA := .cache/market-data/ohlcv.csv
+LAB := -i inventories/lab
+
+.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit lint sanity molecule bench clean
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+bootstrap: host venv image link
+
+host:
+	bash scripts/bootstrap-host.sh
+
+venv: $(BIN)/.requirements.stamp link
+$(BIN)/.requirements.stamp: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+image: host
+	bash scripts/build-image.sh
+
+link:
+	mkdir -p $(dir $(LINK))
+	ln -sfn ../../../.. $(LINK)
+
+market-data: venv
+	$(BIN)/python scripts/lab_market_data.py --cache-dir .cache/market-data --out $(MARKET_DATA)
+
+lab: bootstrap market-data
+	ansible-playbook $(LAB) playbooks/lab/up.yml
+	ansible-playbook $(LAB) playbooks/site.yml
+	ansible-playbook $(LAB) playbooks/lab/load_market_data.yml
+	ansible-playbook $(LAB) playbooks/maintenance/morning_check.yml
+
+lab-down: venv
+	ansible-playbook $(LAB) playbooks/lab/down.yml
+
+test: test-quick molecule
+
+test-quick: unit lint sanity
+
+unit: venv
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+
+lint: venv
+	ansible-lint --offline
+
+sanity: venv
+	bash scripts/sanity.sh
+
+molecule: bootstrap market-data
+	molecule test -s default
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf .build .cache/ansible-test
