@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the lab's market data set from real OHLCV series shipped in PyPI wheels.
 
 The lab loads real daily market data into TimescaleDB.  The series ship inside
@@ -286,7 +285,7 @@ def build_manifest(
 ) -> dict:
     """Per (ticker, region): rows, first and last date; totals and the CSV digest."""
     stats: dict[tuple[str, str], dict] = {}
-    for ticker, region, date, *_ in rows:
+    for ticker, region, date, *_rest in rows:
         entry = stats.setdefault(
             (ticker, region),
             {"ticker": ticker, "region": region, "rows": 0, "first_date": date, "last_date": date},
@@ -414,7 +413,7 @@ def manifest_path_for(out: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument(
         "--cache-dir",
         type=Path,

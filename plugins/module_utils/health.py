@@ -111,6 +111,13 @@ DEFAULT_THRESHOLDS = {
                    'shared_buffers instead of 1 in 20), the same 90 % line seed 002 draws for IndexHitRateLow; '
                    'postgres-mixin PostgreSQLCacheHitRatio warns below 98 % and has no critical level'),
     },
+    'hit_ratio_min_blocks': {
+        'default': 1000, 'unit': 'blocks', 'operator': '<', 'check': 'cache_hit_ratio', 'nullable': False,
+        'source': ('cache and index hit ratios over fewer block requests are not judged (ok, not evaluated): '
+                   'below 1000 requests (8 MB) a few cold reads after a restart decide the ratio, 50 of them are '
+                   'already the whole 5 % miss budget of seed 003; the anchors judge a rate over minutes of '
+                   'traffic (postgres-mixin PostgreSQLCacheHitRatio, rate(...[5m])) for the same reason'),
+    },
     'index_hit_warning_pct': {
         'default': 90, 'unit': 'percent', 'operator': '<', 'check': 'index_hit_ratio', 'nullable': False,
         'source': 'seed 002 Alert Rules, warning IndexHitRateLow: index hit rate < 90 %',
@@ -359,8 +366,8 @@ def check_database_size(size_bytes, thresholds, database=None):
     critical = thresholds['database_size_critical_bytes']
     status = classify(size_bytes, warning, critical, '>')
     label = database or 'the database'
-    message = 'Database %s is %s (%s).' % (label, format_bytes(size_bytes),
-                                         _limits_text(warning, critical, '>', 'bytes'))
+    message = 'Database %s is %s (%s).' % (
+        label, format_bytes(size_bytes), _limits_text(warning, critical, '>', 'bytes'))
     if status == STATUS_CRITICAL:
         message += (' Seed 002 DatabaseSizeCritical: compress old chunks, drop chunks past the retention '
                     'period or add disk.')
@@ -414,12 +421,11 @@ def check_connections(figures, thresholds, database=None):
         display += '; server-wide %d of %d usable slots' % (server_total, usable)
     message = ('%d client connections to %s (%s active, not counting this check), expected < %s '
                '(seed 002). Server-wide %s of %s slots usable by ordinary roles are taken (%s %%); critical at '
-               '%s %% = %s connections.' % (db_total, database or 'the database',
-                                              'n/a' if db_active is None else db_active, _fmt_number(warning),
-                                              'n/a' if server_total is None else server_total,
-                                              'n/a' if usable is None else usable,
-                                              'n/a' if utilization is None else _fmt_number(utilization),
-                                              _fmt_number(pct), 'n/a' if critical is None else critical))
+               '%s %% = %s connections.') % (
+        db_total, database or 'the database', 'n/a' if db_active is None else db_active, _fmt_number(warning),
+        'n/a' if server_total is None else server_total, 'n/a' if usable is None else usable,
+        'n/a' if utilization is None else _fmt_number(utilization), _fmt_number(pct),
+        'n/a' if critical is None else critical)
     return make_check('connections', 'Active connections', db_total, 'connections', status, warning, critical,
                       '>=', message, _sources('connections_warning', 'connections_critical_pct'), display=display)
 
@@ -441,8 +447,9 @@ def check_slow_statements(figures, thresholds):
     warning = thresholds['slow_statements_warning']
     critical = thresholds['slow_statements_critical']
     status = classify(count, warning, critical, '>=')
-    message = ('%d statements in pg_stat_statements have mean_exec_time > %s ms, expected < %s (seed 002 '
-               'Morning Checklist).' % (count, _fmt_number(limit_ms), _fmt_number(warning)))
+    message = ('%d statement%s in pg_stat_statements %s mean_exec_time > %s ms, expected < %s (seed 002 '
+               'Morning Checklist).' % (count, '' if count == 1 else 's', 'has' if count == 1 else 'have',
+                                        _fmt_number(limit_ms), _fmt_number(warning)))
     return make_check('slow_statements', name, count, 'statements', status, warning, critical, '>=', message, src,
                       display='%d with mean > %s ms' % (count, _fmt_number(limit_ms)))
 
@@ -459,14 +466,22 @@ def ratio_pct(hit, read):
 
 def check_cache_hit(heap_blks_hit, heap_blks_read, thresholds):
     name = 'Cache hit ratio'
-    src = _sources('cache_hit_warning_pct', 'cache_hit_critical_pct')
+    src = _sources('cache_hit_warning_pct', 'cache_hit_critical_pct', 'hit_ratio_min_blocks')
     warning = thresholds['cache_hit_warning_pct']
     critical = thresholds['cache_hit_critical_pct']
+    min_blocks = thresholds['hit_ratio_min_blocks']
+    requests = (heap_blks_hit or 0) + (heap_blks_read or 0)
     pct = ratio_pct(heap_blks_hit, heap_blks_read)
     if pct is None:
         return make_check('cache_hit_ratio', name, None, 'percent', STATUS_OK, warning, critical, '<',
                           'No heap block of a user table has been read since the statistics were reset: '
                           'not evaluated.', src, display='not evaluated (no heap reads yet)')
+    if requests < min_blocks:
+        return make_check('cache_hit_ratio', name, None, 'percent', STATUS_OK, warning, critical, '<',
+                          'Only %d heap block requests since the statistics were reset (%s %% hit), fewer than '
+                          'hit_ratio_min_blocks = %s: not evaluated.' % (requests, _fmt_number(pct),
+                                                                         _fmt_number(min_blocks)),
+                          src, display='not evaluated (%d block requests)' % requests)
     status = classify(pct, warning, critical, '<')
     message = ('%s of %s heap block requests on user tables were served from shared_buffers (%s %%; %s).'
                % (heap_blks_hit or 0, (heap_blks_hit or 0) + (heap_blks_read or 0), _fmt_number(pct),
@@ -480,15 +495,17 @@ def _table_label(table):
 
 def check_index_hit(tables, thresholds):
     """One check per table with index block reads; one ok check naming the tables not evaluated."""
-    src = _sources('index_hit_warning_pct', 'index_hit_critical_pct')
+    src = _sources('index_hit_warning_pct', 'index_hit_critical_pct', 'hit_ratio_min_blocks')
     warning = thresholds['index_hit_warning_pct']
     critical = thresholds['index_hit_critical_pct']
+    min_blocks = thresholds['hit_ratio_min_blocks']
     checks = []
     skipped = []
     for table in tables:
         label = _table_label(table)
         pct = ratio_pct(table.get('idx_blks_hit'), table.get('idx_blks_read'))
-        if pct is None:
+        requests = (table.get('idx_blks_hit') or 0) + (table.get('idx_blks_read') or 0)
+        if pct is None or requests < min_blocks:
             skipped.append(label)
             continue
         status = classify(pct, warning, critical, '<')
@@ -499,8 +516,9 @@ def check_index_hit(tables, thresholds):
                                  warning, critical, '<', message, src, subject=label))
     if skipped or not checks:
         if skipped:
-            message = ('Not evaluated, no index block read yet (or no index): %s.' % ', '.join(skipped))
-            display = 'not evaluated for %d table%s without index reads' % (len(skipped), '' if len(skipped) == 1 else 's')
+            message = ('Not evaluated, fewer than %s index block requests (or no index): %s.'
+                       % (_fmt_number(min_blocks), ', '.join(skipped)))
+            display = 'not evaluated for %d table%s with few index reads' % (len(skipped), '' if len(skipped) == 1 else 's')
         else:
             message = 'No user table in this database.'
             display = 'no user tables'

@@ -56,6 +56,28 @@ MAX_PG_VERSION = 18
 MIN_MEMORY_BYTES = 256 * MB
 
 
+# --- timescaledb-tune constants (pkg/pgtune/*.go) ---
+# misc.go
+TSTUNE_MIN_MAX_CONNECTIONS = 25
+TSTUNE_MAX_BG_WORKERS_DEFAULT = 16       # MaxBackgroundWorkersDefault
+# parallel.go: "at least checkpointer, WALwriter, vacuum"
+TSTUNE_MIN_BUILTIN_PROCESSES = 3
+# memory.go
+TSTUNE_MAINTENANCE_WORK_MEM_LIMIT = 2047 * MB   # "2GB on Unix, but 2047MB on Windows"
+TSTUNE_WORK_MEM_MIN = 64 * KB
+# Per GB of RAM, spread over max_connections.  The newest memory_test.go
+# (defaultMemoryToBaseVals: 10GB, 1 CPU, 20 conns -> work_mem 200MB; 12GB ->
+# 240MB; 32GB -> 640MB) fixes it at 20 x baseConns = 400 MB, as REFERENCES.md
+# says.  Older stored memory.go versions (commit fac23110) still have
+# 6.4 x baseConns = 128 MB: those give a third of today's work_mem.
+TSTUNE_WORK_MEM_PER_GB = 400.0
+# wal.go
+TSTUNE_WAL_BUFFERS_THRESHOLD = 2 * GB
+TSTUNE_WAL_BUFFERS_DEFAULT = 16 * MB
+TSTUNE_DEFAULT_MAX_WAL_BYTES = 1 * GB
+TSTUNE_WAL_MAX_DISK_PCT = 60
+
+
 class TuningError(ValueError):
     """A tuning input is out of range; the message names it and the fix."""
 
@@ -213,27 +235,6 @@ def _validate(memory_bytes, cpus, disk_type, max_connections, profile, method, p
 # timescaledb-tune
 # ---------------------------------------------------------------------------
 
-# misc.go
-TSTUNE_MIN_MAX_CONNECTIONS = 25
-TSTUNE_MAX_BG_WORKERS_DEFAULT = 16       # MaxBackgroundWorkersDefault
-# parallel.go: "at least checkpointer, WALwriter, vacuum"
-TSTUNE_MIN_BUILTIN_PROCESSES = 3
-# memory.go
-TSTUNE_MAINTENANCE_WORK_MEM_LIMIT = 2047 * MB   # "2GB on Unix, but 2047MB on Windows"
-TSTUNE_WORK_MEM_MIN = 64 * KB
-# Per GB of RAM, spread over max_connections.  The newest memory_test.go
-# (defaultMemoryToBaseVals: 10GB, 1 CPU, 20 conns -> work_mem 200MB; 12GB ->
-# 240MB; 32GB -> 640MB) fixes it at 20 x baseConns = 400 MB, as REFERENCES.md
-# says.  Older stored memory.go versions (commit fac23110) still have
-# 6.4 x baseConns = 128 MB: those give a third of today's work_mem.
-TSTUNE_WORK_MEM_PER_GB = 400.0
-# wal.go
-TSTUNE_WAL_BUFFERS_THRESHOLD = 2 * GB
-TSTUNE_WAL_BUFFERS_DEFAULT = 16 * MB
-TSTUNE_DEFAULT_MAX_WAL_BYTES = 1 * GB
-TSTUNE_WAL_MAX_DISK_PCT = 60
-
-
 def tstune_default_max_connections(memory_bytes):
     """misc.go getMaxConns: a step function of memory."""
     if memory_bytes <= 2 * GB:
@@ -343,18 +344,17 @@ PGTUNE_DEFAULT_MAX_WORKER_PROCESSES = 8
 
 
 def pgtune_parallel_settings(cpus, profile, pg_version):
-    """selectParallelSettings: nothing below 4 CPUs."""
+    """selectParallelSettings: nothing at all below 4 CPUs."""
     if cpus < 4:
         return {}
     per_gather = int(math.ceil(cpus / 2.0))
     if profile != 'dw' and per_gather > 4:
         per_gather = 4
-    settings = {
-        'max_worker_processes': cpus,
-        'max_parallel_workers_per_gather': per_gather,
-        'max_parallel_workers': cpus,                      # PG >= 10
-    }
-    settings['max_parallel_maintenance_workers'] = min(int(math.ceil(cpus / 2.0)), 4)  # PG >= 11
+    settings = {'max_worker_processes': cpus, 'max_parallel_workers_per_gather': per_gather}
+    if pg_version >= 10:
+        settings['max_parallel_workers'] = cpus
+    if pg_version >= 11:
+        settings['max_parallel_maintenance_workers'] = min(int(math.ceil(cpus / 2.0)), 4)
     return settings
 
 

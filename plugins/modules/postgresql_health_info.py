@@ -71,6 +71,10 @@ options:
       - "C(cache_hit_critical_pct) (percent, default C(90), critical when < it; null disables): twice the
         miss rate the seed 003 SLO allows, the same 90 % line seed 002 draws for C(IndexHitRateLow);
         postgres-mixin C(PostgreSQLCacheHitRatio) warns below 98 % and has no critical level."
+      - "C(hit_ratio_min_blocks) (blocks, default C(1000)): the cache hit ratio and a table's index hit ratio
+        are not judged (status C(ok), not evaluated) over fewer block requests. Below 1000 requests (8 MB) a
+        few cold reads after a restart decide the ratio, 50 of them are already the whole 5 % miss budget of
+        seed 003; the anchors judge a rate over minutes of traffic for the same reason."
       - "C(index_hit_warning_pct) (percent, default C(90), warning when a table's index hit ratio is < it):
         seed 002 Alert Rules, warning C(IndexHitRateLow), index hit rate < 90 %."
       - "C(index_hit_critical_pct) (percent, default C(null) = none, critical when < it): no critical level in

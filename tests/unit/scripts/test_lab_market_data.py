@@ -162,7 +162,7 @@ def test_hourly_aggregation_sums_fractional_volume_exactly():
 
 
 def test_hourly_duplicate_bar_is_refused():
-    header, first, *_ = EURUSD.splitlines(keepends=True)
+    header, first, *_rest = EURUSD.splitlines(keepends=True)
     with pytest.raises(lmd.DataError, match="duplicate"):
         lmd.aggregate_hourly(header + first + first, "EURUSD", "FX")
 

@@ -44,6 +44,7 @@ def test_every_default_threshold_cites_a_source():
     ('index_hit_warning_pct', 90),
     ('dead_tuple_warning_pct', 10),
     ('dead_tuple_min_live_tuples', 1000),
+    ('hit_ratio_min_blocks', 1000),
     ('freshness_warning_hours', 24),
     ('freshness_stale_days', 7),
     ('uncompressed_chunks_warning', 100),
@@ -238,6 +239,18 @@ def test_cache_hit_boundaries(th, hit, read, expected):
     check = health.check_cache_hit(hit, read, th)
     assert check['status'] == expected
     assert check['operator'] == '<'
+
+
+def test_hit_ratios_need_a_minimum_of_block_requests(th):
+    assert health.default_thresholds()['hit_ratio_min_blocks'] == 1000
+    few = health.check_cache_hit(1, 998, th)            # 999 requests, 0.1 % hit
+    assert few['status'] == 'ok' and few['value'] is None
+    assert 'fewer than hit_ratio_min_blocks = 1000' in few['message']
+    assert health.check_cache_hit(1, 999, th)['status'] == 'critical'     # 1000 requests are judged
+    index = health.check_index_hit([_table('ohlcv_data', idx_hit=1, idx_read=998)], th)
+    assert [(c['name'], c['status']) for c in index] == [('Index hit ratio', 'ok')]
+    th['hit_ratio_min_blocks'] = 0
+    assert health.check_index_hit([_table('ohlcv_data', idx_hit=1, idx_read=998)], th)[0]['status'] == 'warning'
 
 
 def test_cache_hit_without_reads_is_not_evaluated(th):

@@ -130,8 +130,8 @@ def healthy_rules(**over):
         ('pg_database_size', [{'size': 12 * 1024 ** 2}]),
         ('FROM pg_catalog.pg_stat_activity', [{'database_total': 3, 'database_active': 1,
                                                'database_idle_in_transaction': 0, 'server_total': 5}]),
-        ("current_setting('max_connections')", [{'max_connections': 100, 'superuser_reserved_connections': 3,
-                                                  'reserved_connections': 0}]),
+        ("current_setting('max_connections')", [
+            {'max_connections': 100, 'superuser_reserved_connections': 3, 'reserved_connections': 0}]),
         ("extname = 'pg_stat_statements'", [{'schema': 'public'}]),
         ('AS count_current_database', [{'count': 2, 'count_current_database': 1, 'statements': 40}]),
         ('AS mean_exec_time_ms', [{'queryid': 42, 'database': 'quant_platform', 'role': 'quant', 'calls': 3,
@@ -142,10 +142,10 @@ def healthy_rules(**over):
              'idx_blks_hit': 1, 'idx_blks_read': 0},
             {'schema': '_timescaledb_internal', 'name': '_hyper_1_1_chunk', 'live_tuples': 3000, 'dead_tuples': 10,
              'last_vacuum': None, 'last_autovacuum': datetime.datetime(2024, 6, 1, tzinfo=UTC),
-             'heap_blks_hit': 900, 'heap_blks_read': 10, 'idx_blks_hit': 400, 'idx_blks_read': 10},
+             'heap_blks_hit': 900, 'heap_blks_read': 10, 'idx_blks_hit': 4000, 'idx_blks_read': 10},
             {'schema': '_timescaledb_internal', 'name': '_hyper_1_2_chunk', 'live_tuples': 2000, 'dead_tuples': 5,
              'last_vacuum': None, 'last_autovacuum': datetime.datetime(2024, 6, 20, tzinfo=UTC),
-             'heap_blks_hit': 600, 'heap_blks_read': 0, 'idx_blks_hit': 300, 'idx_blks_read': 0},
+             'heap_blks_hit': 600, 'heap_blks_read': 0, 'idx_blks_hit': 3000, 'idx_blks_read': 0},
             {'schema': 'public', 'name': 'ohlcv_data', 'live_tuples': 0, 'dead_tuples': 0,
              'last_vacuum': None, 'last_autovacuum': None, 'heap_blks_hit': 0, 'heap_blks_read': 0,
              'idx_blks_hit': 0, 'idx_blks_read': 0},
@@ -299,7 +299,8 @@ def test_healthy_run_returns_figures_and_checks(fake_db):
     ohlcv = tables['ohlcv_data']
     assert ohlcv['is_hypertable'] is True and ohlcv['chunks'] == 2
     assert (ohlcv['live_tuples'], ohlcv['dead_tuples']) == (5000, 15)
-    assert ohlcv['idx_blks_hit'] == 700 and ohlcv['idx_blks_read'] == 10
+    assert ohlcv['idx_blks_hit'] == 7000 and ohlcv['idx_blks_read'] == 10
+    assert ohlcv['index_hit_ratio'] == 0.9986
     assert ohlcv['last_autovacuum'] == '2024-06-20T00:00:00+00:00'
     assert tables['tickers']['index_hit_ratio'] is None
 
@@ -345,8 +346,8 @@ def test_selected_checks_only(fake_db):
     result = run_ok({'checks': ['database_size'], 'query_timeout': 0})
     assert [c['check'] for c in result['checks']] == ['database_size']
     assert result['connections'] is None and result['freshness'] == [] and result['tables'] == []
-    assert not any('pg_stat_activity' in q for q, _ in db.executed)
-    assert not any('statement_timeout' in q for q, _ in db.executed)
+    assert not any('pg_stat_activity' in query for query, params in db.executed)
+    assert not any('statement_timeout' in query for query, params in db.executed)
 
 
 def test_threshold_overrides_are_applied(fake_db):
@@ -404,8 +405,8 @@ def test_freshness_permission_denied_is_unknown_with_grant_hint(fake_db):
 
 
 def test_hostile_freshness_table_is_quoted_never_interpolated(fake_db):
-    db = fake_db(healthy_rules(**{'pg_catalog.pg_attribute': [{'column': 'a%b"c', 'type': 'text'},
-                                                             {'column': 'date', 'type': 'date'}]}))
+    columns = [{'column': 'a%b"c', 'type': 'text'}, {'column': 'date', 'type': 'date'}]
+    db = fake_db(healthy_rules(**{'pg_catalog.pg_attribute': columns}))
     result = run_ok({'checks': ['freshness'], 'freshness_table': HOSTILE, 'freshness_group_column': 'a%b"c'})
     assert [f['group'] for f in result['freshness']] == ['CRYPTO', 'FX', 'US']
     assert 'public.x"; DROP TABLE y; --' in result['checks'][0]['message']
@@ -417,7 +418,7 @@ def test_hostile_freshness_table_is_quoted_never_interpolated(fake_db):
                     'FROM "public"."x""; DROP TABLE y; --" GROUP BY 1 ORDER BY 1']
     data_params = [p for q, p in db.executed if 'max(' in q]
     assert data_params == [None]     # no parameters, so "%" in a name is not a placeholder
-    for text, _ in db.executed:
+    for text, params in db.executed:
         assert 'DROP TABLE y' not in text.replace('"x""; DROP TABLE y; --"', '')
 
 
