@@ -61,8 +61,10 @@ lint: venv
 sanity: venv
 	bash scripts/sanity.sh
 
+# Molecule installs a copy of the collection into the first collections path:
+# point it at ~/.ansible/collections, never at the .build link to this checkout.
 molecule: bootstrap market-data
-	molecule test -s default
+	ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s default
 
 bench: venv
 	$(BIN)/python bench/run.py

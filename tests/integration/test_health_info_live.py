@@ -66,9 +66,11 @@ def scratch_db():
         admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
     dsn = make_conninfo(DSN, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        has_timescaledb = conn.execute("SELECT count(*) FROM pg_available_extensions "
-                                       "WHERE name = 'timescaledb'").fetchone()[0] == 1
-        preloaded = 'pg_stat_statements' in conn.execute('SHOW shared_preload_libraries').fetchone()[0]
+        preload = conn.execute('SHOW shared_preload_libraries').fetchone()[0]
+        preloaded = 'pg_stat_statements' in preload
+        # CREATE EXTENSION timescaledb needs the library preloaded as well as packaged
+        has_timescaledb = 'timescaledb' in preload and conn.execute(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()[0] == 1
         conn.execute('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
         if has_timescaledb:
             conn.execute('CREATE EXTENSION IF NOT EXISTS timescaledb')
