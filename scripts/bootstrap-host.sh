@@ -3,13 +3,13 @@
 # containers.conf this test bed needs (see README "Test bed").  Idempotent.
 set -euo pipefail
 need=()
-for p in podman runc debootstrap; do
+for p in podman runc debootstrap shellcheck; do
   command -v "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq podman runc debootstrap >/dev/null
+  apt-get install -y -qq podman runc debootstrap shellcheck >/dev/null
 fi
 conf=/etc/containers/containers.conf
 want='[containers]
