@@ -12,7 +12,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit lint sanity molecule bench clean
+.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule bench clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -50,10 +50,14 @@ lab-down: venv
 
 test: test-quick molecule
 
-test-quick: unit lint sanity
+test-quick: unit promtool lint sanity
 
 unit: venv
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+
+# Every alerting/recording rule and its promtool unit tests (tests/promtool).
+promtool: host venv
+	bash scripts/promtool-test.sh
 
 lint: venv
 	ansible-lint --offline
