@@ -12,7 +12,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule bench clean
+.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -69,9 +69,6 @@ sanity: venv
 # point it at ~/.ansible/collections, never at the .build link to this checkout.
 molecule: bootstrap market-data
 	ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s default
-
-bench: venv
-	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf .build .cache/ansible-test
