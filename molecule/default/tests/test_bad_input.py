@@ -1,17 +1,31 @@
 """Bad input stops playbooks/site.yml in its preflight, before anything changes.
 
-Each case runs the real site.yml against the converged scenario host with one
+Each case runs the real site.yml against the converged scenario hosts with one
 wrong variable, and checks that the run failed, that the message names the
-variable and says what to set, and that no task reported a change.
+variable and says what to set, that no task on any host reported a change and
+that the running configurations (PostgreSQL, Prometheus, Alertmanager) are the
+files they were.
 """
 import json
 import os
 import re
 import subprocess
+import tempfile
 
 import pytest
+import testinfra
 
 testinfra_hosts = ["podman://qp-default-db"]
+MON = testinfra.get_host("podman://qp-default-mon")
+WATCHED = [
+    ("db", "/etc/postgresql/17/main/conf.d/50-quantops.conf"),
+    ("mon", "/etc/prometheus/prometheus.yml"),
+    ("mon", "/etc/prometheus/alertmanager.yml"),
+    ("mon", "/etc/grafana/provisioning/dashboards/quantops.yml"),
+]
+NOT_JSON_DIR = tempfile.mkdtemp(prefix="qp-bad-dashboard-")
+with open(os.path.join(NOT_JSON_DIR, "broken.json"), "w", encoding="utf-8") as handle:
+    handle.write("{ this is not JSON ]\n")
 
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
@@ -38,14 +52,29 @@ CASES = {
     "weak pg_hba method": (
         {"postgresql_hba_entries": [{"database": "all", "user": "all", "address": "0.0.0.0/0", "method": "trust"}]},
         "trust, password and md5 are refused"),
+    # Issue 3, "Bad input": the monitoring roles refuse these before the running config is replaced.
+    "alert route to a receiver that does not exist": (
+        {"alertmanager_routes": [{"receiver": "oncall", "matchers": ['severity="critical"']}]},
+        "alertmanager_routes: a route names receiver oncall, which does not exist"),
+    "scrape target without a port": (
+        {"prometheus_app_jobs": [{"name": "metrics_collector", "targets": ["qp-default-db"]}]},
+        "Targets without a port: qp-default-db"),
+    "SLO objective above 100 %": (
+        {"prometheus_slos": [{"name": "api_gateway", "objective": 100.5}]},
+        "SLO api_gateway has objective 100.5"),
+    "dashboard file that is not JSON": (
+        {"grafana_dashboards_extra_dirs": [NOT_JSON_DIR]},
+        "Dashboards Grafana could not load as they are: "),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_refused_before_any_change(host, case):
     extra_vars, expected = CASES[case]
-    before = host.file("/etc/postgresql/17/main/conf.d/50-quantops.conf").md5sum
+    hosts = {"db": host, "mon": MON}
+    before = [hosts[h].file(path).md5sum for h, path in WATCHED]
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    # Both hosts run the preflight play: bad input on one stops the other too.
     run = subprocess.run(
         ["ansible-playbook", "-i", INVENTORY, os.path.join(PROJECT, "playbooks", "site.yml"),
          "-e", json.dumps(extra_vars)],
@@ -53,9 +82,9 @@ def test_bad_input_is_refused_before_any_change(host, case):
     out = run.stdout + run.stderr
     assert run.returncode != 0, out[-2000:]
     assert expected in out, out[-3000:]
-    recap = re.search(r"qp-default-db\s*:\s*ok=\d+\s+changed=(\d+)", out)
-    assert recap and recap.group(1) == "0", out[-2000:]
-    assert host.file("/etc/postgresql/17/main/conf.d/50-quantops.conf").md5sum == before
+    recap = dict(re.findall(r"(qp-default-\w+)\s*:\s*ok=\d+\s+changed=(\d+)", out))
+    assert recap == {"qp-default-db": "0", "qp-default-mon": "0"}, out[-2000:]
+    assert [hosts[h].file(path).md5sum for h, path in WATCHED] == before
     for name, value in extra_vars.items():
         if "password" in name:
             assert value not in out, "a password was printed"
