@@ -50,6 +50,36 @@ BUILTIN_VARS = {
 _VAR_RE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)")
 
 
+# Aggregation operators, keywords and constants: words of PromQL that are not metric names.
+PROMQL_WORDS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
+                "group", "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+                "bool", "offset", "inf", "nan"}
+
+
+def metric_names(expr):
+    """Metric names in a PromQL expression.
+
+    Strings, label matchers, range selectors and grouping clauses are removed
+    first; function names (a word followed by ``(``), PromQL keywords and the
+    parts of numbers and durations (``1e9``, ``24h``) are not metric names.
+    """
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        if text[match.end():].lstrip().startswith("(") or word.lower() in PROMQL_WORDS:
+            continue
+        if re.fullmatch(r"\d+[smhdwy]", word):
+            continue
+        if match.start() and (text[match.start() - 1].isdigit() or text[match.start() - 1] == "."):
+            continue  # 1e9, 24h, 0.5e9
+        names.add(word)
+    return names
+
+
 class InputError(Exception):
     """A file that cannot be read or parsed."""
 

@@ -13,6 +13,7 @@ metrics), counters only through rate()/increase(), gauges never rated.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,20 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_promql_exprs():
+    """scripts/promql_exprs.py: the one reader of PromQL expressions the tests share."""
+    spec = importlib.util.spec_from_file_location("promql_exprs", ROOT / "scripts" / "promql_exprs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PROMQL = _load_promql_exprs()
+PROMQL_WORDS = _PROMQL.PROMQL_WORDS
+metric_names = _PROMQL.metric_names
+
 ROLE = ROOT / "roles" / "grafana"
 DASHBOARDS = ROLE / "files" / "dashboards"
 EXPECTED = ["api", "backtest", "backups", "database", "postgres-monitoring", "risk", "system", "trading-overview"]
@@ -67,9 +82,6 @@ GAUGES = QUANTOPS_METRICS | {"pg_up", "pg_database_size_bytes", "pg_stat_activit
 # Counters whose value itself is shown: realized P&L to date (seed 001 adds it to the unrealized P&L as is).
 VALUE_COUNTERS = {"trading_realized_pnl_total"}
 
-PROMQL_WORDS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
-                "group", "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-                "bool", "offset", "inf", "nan"}
 
 
 def _load(name):
@@ -92,23 +104,6 @@ def _exprs(dashboard):
             if "expr" in target:
                 yield panel["title"], target["expr"]
 
-
-def metric_names(expr):
-    """Metric names in a PromQL expression (strings, label matchers, ranges and grouping clauses removed)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    names = set()
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        word = match.group(0)
-        following = text[match.end():].lstrip()
-        if following.startswith("(") or word.lower() in PROMQL_WORDS:
-            continue
-        if re.fullmatch(r"\d+[smhdwy]", word) or (match.start() and text[match.start() - 1].isdigit()):
-            continue
-        names.add(word)
-    return names
 
 
 @pytest.fixture(scope="module")

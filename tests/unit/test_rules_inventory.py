@@ -30,6 +30,20 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_promql_exprs():
+    """scripts/promql_exprs.py: the one reader of PromQL expressions the tests share."""
+    spec = importlib.util.spec_from_file_location("promql_exprs", ROOT / "scripts" / "promql_exprs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PROMQL = _load_promql_exprs()
+PROMQL_WORDS = _PROMQL.PROMQL_WORDS
+metric_names = _PROMQL.metric_names
+
 RULES_DIR = ROOT / "roles" / "prometheus" / "files" / "rules"
 TESTS_DIR = ROOT / "tests" / "promtool"
 SLO_DEFAULTS = ROOT / "roles" / "prometheus" / "files" / "slo_defaults.yml"
@@ -80,9 +94,6 @@ ALLOWED_NAMES = {"up"}
 COUNTERS = {"pg_stat_database_xact_commit", "pg_stat_database_xact_rollback", "pg_stat_database_blks_hit",
             "pg_stat_database_blks_read", "pg_stat_database_deadlocks", "pg_stat_archiver_failed_count",
             "node_vmstat_oom_kill"}
-PROMQL_WORDS = {"sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values",
-                "group", "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-                "bool", "offset", "inf", "nan"}
 
 # Seed 003, "Service-Specific Availability": availability % and response_time_p95 (s).
 SEED_003_SLOS = {
@@ -153,22 +164,6 @@ def test_cases():
                 cases.setdefault(case["alertname"], []).append((path.name, group.get("name"), case["eval_time"], firing))
     return cases
 
-
-def metric_names(expr):
-    """Metric names in a PromQL expression (strings, matchers, ranges and grouping clauses removed)."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
-    text = re.sub(r"\{[^}]*\}", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    names = set()
-    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        word = match.group(0)
-        if text[match.end():].lstrip().startswith("(") or word.lower() in PROMQL_WORDS:
-            continue
-        if match.start() and (text[match.start() - 1].isdigit() or text[match.start() - 1] == "."):
-            continue  # 1e9, 24h, 0.5e9
-        names.add(word)
-    return names
 
 
 def test_every_seed_alert_is_defined_exactly_once(static_alerts):
