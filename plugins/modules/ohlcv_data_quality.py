@@ -1,0 +1,665 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: quantops.platform contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: ohlcv_data_quality
+short_description: Check an OHLCV table for duplicates, missing trading days, outliers, NULL prices and broken OHLC bars
+version_added: 0.1.0
+description:
+  - Runs the checks of seed 002 (PostgreSQL Operations Guide, "Data Quality Management" and Troubleshooting
+    "Issue 4 Data Quality Issues") on a table of daily bars, by default the platform's C(public.ohlcv_data)
+    (C(ticker), C(region), C(date), C(open), C(high), C(low), C(close), C(volume), C(created_at)).
+  - "C(duplicates): more than one row for the same series key and time (seed \"Find Duplicates\"). Critical:
+    seed 002 raises C(DuplicateRecordsDetected) as a critical alert."
+  - "C(missing_days): trading days without a row, judged per series between its first and last row in the
+    range against the real exchange calendar of its region (the C(exchange_calendars) library, region to
+    exchange through O(calendars), e.g. C(KR) -> C(XKRX), C(US) -> C(XNYS)). Without a usable calendar the
+    seed's own method is used: consecutive rows more than O(gap_days) calendar days apart. The result says,
+    per series, which method judged which dates and why (C(missing_days_methods))."
+  - "C(outliers): daily close-to-close returns whose z-score against the series' mean and standard deviation
+    exceeds O(zscore_threshold) (seed \"Z-Score Outlier Detection\", 3.0 standard deviations)."
+  - "C(null_prices): rows with a NULL open, high, low or close (seed \"NULL Values: 0 NULL prices found\")."
+  - "C(ohlc_invariants): rows breaking low <= open <= high, low <= close <= high or volume >= 0 (seed
+    \"Business Logic: All OHLCV records pass validation\"). NULLs are left to C(null_prices)."
+  - O(since) and O(until) bound every check to C(since <= time < until) with constants in the WHERE clause,
+    so TimescaleDB excludes the chunks outside the range at plan time and a daily run reads only the newest
+    chunks. The outlier statistics also read O(zscore_lookback_days) before O(since).
+  - "With O(fix=true) the duplicates are removed keeping, in each group, the row with the earliest
+    O(created_at_column) (seed \"Remove Duplicates\"; ties broken by physical order), in one transaction, and
+    every removed row is returned in RV(removed_rows). Nothing else is ever changed: missing days, outliers,
+    NULLs and broken bars need a person (backfill from the source, check for splits), as the seed says."
+options:
+  schema:
+    description: Schema of O(table).
+    type: str
+    default: public
+  table:
+    description:
+      - The OHLCV table (a plain table or a TimescaleDB hypertable). Quoted as an identifier, never interpolated.
+    type: str
+    default: ohlcv_data
+  key_columns:
+    description:
+      - Columns identifying one series (one instrument on one market). Duplicates are rows with the same key
+        and time.
+    type: list
+    elements: str
+    default: [ ticker, region ]
+  region_column:
+    description:
+      - Key column whose value selects the exchange calendar (see O(calendars)) and O(gap_days_by_region).
+      - Must be one of O(key_columns). Empty means every series uses O(default_calendar).
+    type: str
+    default: region
+  time_column:
+    description:
+      - Time of a bar. Calendar checks need type C(date) (daily bars); with C(timestamp)/C(timestamptz) the
+        gap method is used and its day counts use the UTC date.
+    type: str
+    default: date
+  price_columns:
+    description: Columns holding the open, high, low and close prices (keys C(open), C(high), C(low), C(close)).
+    type: dict
+    default: { open: open, high: high, low: low, close: close }
+  volume_column:
+    description: Column holding the volume, checked to be >= 0. Empty skips the volume rule.
+    type: str
+    default: volume
+  created_at_column:
+    description:
+      - Insertion time of a row; the earliest is kept when O(fix=true) removes duplicates.
+      - Required with O(fix=true).
+    type: str
+    default: created_at
+  since:
+    description:
+      - First day checked (ISO date C(YYYY-MM-DD), inclusive). Empty means from the first row.
+      - A daily run sets it to a few days back so that only the newest chunks are read.
+    type: str
+  until:
+    description: Day after the last day checked (ISO date, exclusive). Empty means up to the last row.
+    type: str
+  regions:
+    description: Check only series whose O(region_column) is one of these. Empty means every region.
+    type: list
+    elements: str
+    default: []
+  checks:
+    description: Which checks to run.
+    type: list
+    elements: str
+    choices: [ duplicates, missing_days, outliers, null_prices, ohlc_invariants ]
+    default: [ duplicates, missing_days, outliers, null_prices, ohlc_invariants ]
+  calendars:
+    description:
+      - Map of region value to C(exchange_calendars) code (ISO 10383 MIC such as C(XKRX), C(XNYS), or
+        C(24/7)). A region mapped to C(null) or an empty string uses the gap method.
+      - "Replaces the default map C({KR: XKRX, US: XNYS, JP: XTKS, HK: XHKG, CN: XSHG}) when given."
+    type: dict
+  default_calendar:
+    description: Calendar code for regions not in O(calendars). Empty means the gap method for them.
+    type: str
+  gap_days:
+    description:
+      - Gap method threshold in calendar days; consecutive rows further apart are a gap
+        (seed 002 "Gaps >3 days in OHLCV data", also its C(MissingDatesHigh) alert counts gaps > 3 days).
+      - Used for regions without a calendar, when C(exchange_calendars) is not importable, for
+        non-C(date) time columns and for the dates before or after what a calendar records.
+    type: int
+    default: 3
+  gap_days_by_region:
+    description:
+      - "Per-region override of O(gap_days), for example C({CRYPTO: 31}) for a series of monthly bars."
+    type: dict
+    default: {}
+  zscore_threshold:
+    description: Absolute z-score above which a daily return is an outlier (seed 002, 3.0 standard deviations).
+    type: float
+    default: 3.0
+  zscore_lookback_days:
+    description:
+      - Calendar days before O(since) whose returns also enter the mean and standard deviation, so that a
+        short daily range is judged against a year of history. Ignored without O(since).
+    type: int
+    default: 365
+  min_returns:
+    description: A series needs at least this many returns before its outliers are judged.
+    type: int
+    default: 20
+  max_findings:
+    description: At most this many findings are returned per check (counts are always complete).
+    type: int
+    default: 100
+  fix:
+    description:
+      - Remove duplicate rows keeping the earliest O(created_at_column) of each group. In check mode the rows
+        that would be removed are listed and nothing is deleted.
+      - Runbooks set this only when the operator confirmed (C(data_quality_fix_confirm=true)).
+    type: bool
+    default: false
+  query_timeout:
+    description: Seconds any single query may run (C(statement_timeout)); C(0) means no limit.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Every check runs (they only read). With O(fix=true) the rows that would be removed are returned in
+        RV(removed_rows) and the DELETE statement in RV(queries); nothing is deleted.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+requirements:
+  - C(exchange_calendars) >= 4.5 (tested with 4.13.2; pulls pandas and numpy) in the Python that runs the module,
+    for the calendar method of C(missing_days). Without it the module still runs and judges missing days with
+    the gap method, saying so in RV(missing_days_methods).
+notes:
+  - "Where it runs: C(exchange_calendars) is not a Debian package. The collection's runbooks
+    (C(playbooks/incidents/data_quality.yml)) run this module on the Ansible controller (C(delegate_to:
+    localhost)) in the controller's Python, where they install C(exchange_calendars) with pip, and connect to
+    the database over TCP. That keeps pandas/numpy and a PyPI download off the database servers (which often
+    have no route to PyPI) at the price of a TCP login (O(login_host), O(login_password), a C(pg_hba.conf)
+    line for the controller). Running it on the database host with an interpreter that has the library works
+    the same."
+  - "Calendar bounds: C(exchange_calendars) builds a calendar for 20 years back by default; the module asks
+    for the range it needs, but each calendar records holidays only from a first year (C(bound_min), e.g.
+    XKRX 1956, XTKS 1997, XSHG 1990-12-03) and up to a last one (C(bound_max), about a year ahead or a fixed
+    year). Dates outside are judged with the gap method and the reason is given."
+  - "Privileges: C(SELECT) on the table; C(DELETE) too with O(fix=true). The session is read-only unless rows
+    are removed."
+  - The whole range is read once per check; give O(since) on big tables (see the benchmark in
+    C(bench/data_quality_scan.py)).
+seealso:
+  - name: exchange_calendars
+    description: Trading calendars of 50+ exchanges, used for the missing-day check.
+    link: https://github.com/gerrymanoim/exchange_calendars
+  - name: TimescaleDB chunk exclusion
+    description: Constraints on the time column let the planner skip chunks.
+    link: https://docs.timescale.com/use-timescale/latest/hypertables/about-hypertables/
+author:
+  - quantops.platform maintainers (@quantops)
+'''
+
+EXAMPLES = r'''
+- name: Daily data-quality check of the last week of KR data (seed 002, 06:00 job)
+  quantops.platform.ohlcv_data_quality:
+    login_host: db1.example.net
+    login_user: quant_app
+    login_password: "{{ vault_quant_app_password }}"
+    since: "{{ '%Y-%m-%d' | strftime(now().timestamp() - 7 * 86400) }}"
+    regions: [KR]
+  delegate_to: localhost
+  register: dq
+
+- name: Remove duplicates, keeping the earliest inserted row (only when confirmed)
+  quantops.platform.ohlcv_data_quality:
+    login_host: db1.example.net
+    login_user: quant_app
+    login_password: "{{ vault_quant_app_password }}"
+    checks: [duplicates]
+    fix: true
+  delegate_to: localhost
+  when: data_quality_fix_confirm | bool
+
+- name: Another table layout, monthly crypto bars judged by a 31-day gap
+  quantops.platform.ohlcv_data_quality:
+    login_unix_socket: /var/run/postgresql
+    table: bars
+    key_columns: [symbol, venue]
+    region_column: venue
+    time_column: day
+    price_columns: {open: o, high: h, low: l, close: c}
+    volume_column: v
+    created_at_column: inserted_at
+    calendars: {XNAS: XNAS, CRYPTO: null}
+    gap_days_by_region: {CRYPTO: 31}
+  become: true
+  become_user: postgres
+'''
+
+RETURN = r'''
+status:
+  description: Worst status of the checks (C(critical) > C(warning) > C(ok)), after the fix when O(fix=true) removed the duplicates.
+  returned: always
+  type: str
+  sample: warning
+severity:
+  description:
+    - Seed 002 incident severity for this run. C(P1) when findings touch more than 10 % of the scanned rows or
+      duplicates remain; C(P2) for other findings; C(P3) when nothing is found or only duplicates that were removed.
+  returned: always
+  type: str
+  sample: P2
+checks:
+  description:
+    - One entry per check run, in the seed's order, with the counts as found before any fix.
+    - After a fix (not in check mode) the C(duplicates) entry is C(ok) and its message says how many rows were
+      removed; the other checks are not re-run, so a broken bar that was itself a removed duplicate is still counted.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Check name., type: str, sample: duplicates}
+    status: {description: "C(ok), C(warning) or C(critical).", type: str}
+    count: {description: "Findings (duplicate groups, missing days plus gaps, outliers, rows).", type: int}
+    message: {description: Human-readable summary., type: str}
+  sample: [{name: duplicates, status: critical, count: 3, message: "3 duplicate groups, 4 extra rows"}]
+checklist:
+  description: One line per check, prefixed with a check mark, a warning sign or a cross.
+  returned: always
+  type: list
+  elements: str
+  sample: ["\u2717 Duplicates: 3 duplicate groups (4 extra rows)", "\u2713 NULL prices: none"]
+scanned_rows:
+  description: Rows of the table inside the range (and regions).
+  returned: always
+  type: int
+affected_rows:
+  description: Rows touched by at least one finding (duplicate extras, NULL rows, broken bars, outliers; missing days count as rows).
+  returned: always
+  type: int
+range:
+  description: The range checked, C(since) inclusive and C(until) exclusive (null = open).
+  returned: always
+  type: dict
+  sample: {since: "2018-01-01", until: null}
+duplicates:
+  description: Duplicate groups (at most O(max_findings)), each with the key columns, C(time), C(copies) and the earliest/latest created_at.
+  returned: when the duplicates check ran
+  type: list
+  elements: dict
+missing_days:
+  description: >-
+    Missing trading days (at most O(max_findings)); calendar findings have C(method=calendar), C(calendar) and
+    C(time); gap findings have C(method=gap), C(prev_time), C(time) and C(gap_days).
+  returned: when the missing_days check ran
+  type: list
+  elements: dict
+missing_days_methods:
+  description: >-
+    Per series: C(method) (C(calendar), C(gap) or C(calendar+gap)), C(calendar), the dates the calendar covered,
+    the ranges judged by the gap method and C(reason) for the fallback.
+  returned: when the missing_days check ran
+  type: list
+  elements: dict
+exchange_calendars_version:
+  description: Version of exchange_calendars used, or null when it could not be imported (gap method everywhere).
+  returned: when the missing_days check ran
+  type: str
+  sample: 4.13.2
+outliers:
+  description: Returns beyond the z-score threshold (key columns, C(time), C(close), C(daily_return), C(z_score)), largest first.
+  returned: when the outliers check ran
+  type: list
+  elements: dict
+null_prices:
+  description: Rows with NULL prices (key columns, C(time), C(null_columns)).
+  returned: when the null_prices check ran
+  type: list
+  elements: dict
+ohlc_invariants:
+  description: Rows breaking the OHLC rules (key columns, C(time), prices, C(violations)).
+  returned: when the ohlc_invariants check ran
+  type: list
+  elements: dict
+removed_rows:
+  description: With O(fix=true), every duplicate row removed (or, in check mode, that would be removed), row by row with all its values.
+  returned: when fix is true
+  type: list
+  elements: dict
+  sample: [{ticker: SPX, region: US, time: "2018-06-01", created_at: "2024-01-02T10:00:00+00:00", close: 2734.62}]
+timings:
+  description: Seconds each check took (wall clock, including the transfer of its findings).
+  returned: always
+  type: dict
+  sample: {duplicates: 0.41, missing_days: 2.3}
+queries:
+  description: SQL statements run (or, for the DELETE in check mode, that would run), each cut at 2000 characters.
+  returned: always
+  type: list
+  elements: str
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
+from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
+    connect,
+    convert_value,
+    fetch_all_dicts,
+    import_psycopg,
+    postgres_common_argument_spec,
+)
+
+QUERY_TEXT_LIMIT = 2000
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        schema=dict(type='str', default='public'),
+        table=dict(type='str', default='ohlcv_data'),
+        key_columns=dict(type='list', elements='str', default=['ticker', 'region']),
+        region_column=dict(type='str', default='region'),
+        time_column=dict(type='str', default='date'),
+        price_columns=dict(type='dict', default={'open': 'open', 'high': 'high', 'low': 'low', 'close': 'close'}),
+        volume_column=dict(type='str', default='volume'),
+        created_at_column=dict(type='str', default='created_at'),
+        since=dict(type='str'),
+        until=dict(type='str'),
+        regions=dict(type='list', elements='str', default=[]),
+        checks=dict(type='list', elements='str', choices=dq.CHECK_NAMES, default=list(dq.CHECK_NAMES)),
+        calendars=dict(type='dict'),
+        default_calendar=dict(type='str'),
+        gap_days=dict(type='int', default=3),
+        gap_days_by_region=dict(type='dict', default={}),
+        zscore_threshold=dict(type='float', default=3.0),
+        zscore_lookback_days=dict(type='int', default=365),
+        min_returns=dict(type='int', default=20),
+        max_findings=dict(type='int', default=100),
+        fix=dict(type='bool', default=False),
+        query_timeout=dict(type='int', default=600),
+    )
+    return spec
+
+
+LABELS = {
+    'duplicates': 'Duplicates',
+    'missing_days': 'Missing trading days',
+    'outliers': 'Price anomalies',
+    'null_prices': 'NULL prices',
+    'ohlc_invariants': 'Business logic (OHLC)',
+}
+
+
+class DataQuality(object):
+    def __init__(self, module, conn, opts, db_error):
+        self.module = module
+        self.conn = conn
+        self.opts = opts
+        self.db_error = db_error
+        self.queries = []
+        self.timings = {}
+
+    def text(self, query):
+        return query.as_string(self.conn) if hasattr(query, 'as_string') else str(query)
+
+    def rows(self, query, record=True, convert=True):
+        composed = query.compose() if isinstance(query, dq.Query) else query
+        if record:
+            text = self.text(query)
+            self.queries.append(text if len(text) <= QUERY_TEXT_LIMIT else text[:QUERY_TEXT_LIMIT] + ' ...')
+        with self.conn.cursor() as cur:
+            return fetch_all_dicts(cur, composed, convert=convert)
+
+    def queries_seen(self, kind):
+        """True after the first query of a kind was recorded (one example per kind in RV(queries))."""
+        seen = kind in self.timings.get('_seen', ())
+        self.timings.setdefault('_seen', []).append(kind)
+        return seen
+
+    def fail(self, msg):
+        self.module.fail_json(msg=msg, queries=self.queries)
+
+    def columns(self):
+        o = self.opts
+        rows = self.rows(dq.Query(
+            'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type '
+            'FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid '
+            'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+            'WHERE n.nspname = {schema} AND c.relname = {table} AND a.attnum > 0 AND NOT a.attisdropped',
+            literals={'schema': o['schema'], 'table': o['table']}), record=False)
+        if not rows:
+            self.fail('Table %s.%s does not exist or is not visible to %s (option table/schema).'
+                      % (o['schema'], o['table'], self.module.params['login_user']))
+        types = dict((r['name'], r['type']) for r in rows)
+        needed = list(o['key_columns']) + [o['time_column']] + list(o['price_columns'].values())
+        for extra in ('volume_column', 'created_at_column'):
+            if o[extra]:
+                needed.append(o[extra])
+        missing = [c for c in needed if c not in types]
+        if missing:
+            self.fail('Column(s) %s do not exist in %s.%s (it has: %s). Set key_columns, time_column, price_columns, '
+                      'volume_column and created_at_column to its column names.'
+                      % (', '.join(repr(c) for c in missing), o['schema'], o['table'], ', '.join(sorted(types))))
+        return types
+
+    def timed(self, name, func):
+        started = time.time()
+        try:
+            return func()
+        finally:
+            self.timings[name] = round(time.time() - started, 3)
+
+    # --- checks -------------------------------------------------------------------------------
+    def check_duplicates(self):
+        groups = self.rows(dq.duplicates_query(self.opts))
+        extra = sum(int(g['copies']) - 1 for g in groups)
+        status = dq.judge('duplicates', len(groups), critical=True)
+        msg = ('%d duplicate groups, %d extra rows' % (len(groups), extra)) if groups else '0 duplicates found'
+        return {'name': 'duplicates', 'status': status, 'count': len(groups), 'affected': extra,
+                'message': msg}, groups
+
+    def check_nulls(self):
+        rows = self.rows(dq.null_prices_query(self.opts))
+        msg = ('%d rows with NULL prices' % len(rows)) if rows else '0 NULL prices found'
+        return {'name': 'null_prices', 'status': dq.judge('null_prices', len(rows)), 'count': len(rows),
+                'affected': len(rows), 'message': msg}, rows
+
+    def check_invariants(self):
+        rows = self.rows(dq.invariants_query(self.opts))
+        msg = ('%d rows break low <= open/close <= high or volume >= 0' % len(rows)) if rows \
+            else 'all OHLCV records pass validation'
+        return {'name': 'ohlc_invariants', 'status': dq.judge('ohlc_invariants', len(rows)), 'count': len(rows),
+                'affected': len(rows), 'message': msg}, rows
+
+    def check_outliers(self):
+        rows = self.rows(dq.outliers_query(self.opts))
+        msg = ('%d outliers (threshold: %s std dev)' % (len(rows), self.opts['zscore_threshold']))
+        return {'name': 'outliers', 'status': dq.judge('outliers', len(rows)), 'count': len(rows),
+                'affected': len(rows), 'message': msg}, rows
+
+    def check_missing(self, types):
+        o = self.opts
+        series = self.rows(dq.series_query(o), convert=False)
+        xcals, version, import_error = dq.import_calendars()
+        time_is_date = types.get(o['time_column']) == 'date'
+        region_idx = o['key_columns'].index(o['region_column']) if o['region_column'] else None
+        names = o['key_columns']
+        # One calendar per code over the union of the series' ranges.
+        wanted = {}
+        for s in series:
+            region = s[names[region_idx]] if region_idx is not None else None
+            code = o['calendars'].get(region, o['default_calendar']) if region is not None else o['default_calendar']
+            if code and xcals is not None and time_is_date and s['first_time'] is not None:
+                lo, hi = wanted.get(code, (s['first_time'], s['last_time']))
+                wanted[code] = (min(lo, s['first_time']), max(hi, s['last_time']))
+        calendars = {}
+        for code, (lo, hi) in wanted.items():
+            try:
+                calendars[code] = dq.calendar_sessions(xcals, code, lo, hi)
+            except Exception as e:  # unknown code, or a bound error from the library
+                calendars[code] = {'error': '%s: %s' % (type(e).__name__, to_native(e))}
+        findings, methods = [], []
+        missing_sessions_total, gap_total = 0, 0
+        for s in series:
+            key = [s[c] for c in names]
+            region = key[region_idx] if region_idx is not None else None
+            code = o['calendars'].get(region, o['default_calendar']) if region is not None else o['default_calendar']
+            gap_days = o['gap_days_by_region'].get(region, o['gap_days']) if region is not None else o['gap_days']
+            first, last = s['first_time'], s['last_time']
+            entry = dict(zip(names, [convert_value(k) for k in key]))
+            entry.update({'first_time': convert_value(first), 'last_time': convert_value(last),
+                          'calendar': None, 'calendar_from': None, 'calendar_to': None,
+                          'gap_days': gap_days, 'gap_ranges': [], 'reason': None})
+            fallback = None
+            if not code:
+                entry['reason'] = 'no calendar configured for %s=%r' % (o['region_column'] or 'series', region)
+            elif xcals is None:
+                entry['reason'] = 'exchange_calendars is not importable (%s)' % import_error
+            elif not time_is_date:
+                entry['reason'] = '%s is %s, not date: calendars judge daily bars' % (
+                    o['time_column'], types.get(o['time_column']))
+            elif 'error' in calendars.get(code, {}):
+                entry['reason'] = 'calendar %s unavailable: %s' % (code, calendars[code]['error'])
+            if entry['reason']:
+                fallback = [(first, last)]
+            else:
+                cal = calendars[code]
+                entry['calendar'] = code
+                covered = None
+                if cal['covered'] is not None:
+                    lo, hi = max(first, cal['covered'][0]), min(last, cal['covered'][1])
+                    if lo <= hi:
+                        covered = (lo, hi)
+                if covered is not None:
+                    entry['calendar_from'], entry['calendar_to'] = covered[0].isoformat(), covered[1].isoformat()
+                    sessions = [d for d in cal['sessions'] if covered[0] <= d <= covered[1]]
+                    missing = self.rows(dq.missing_sessions_query(o, key, sessions), record=not self.queries_seen('missing'))
+                    missing_sessions_total += len(missing)
+                    for m in missing:
+                        row = dict(entry_key for entry_key in zip(names, [convert_value(k) for k in key]))
+                        row.update({'method': 'calendar', 'calendar': code, 'time': convert_value(m['time'])})
+                        findings.append(row)
+                fallback = dq.uncovered_ranges(first, last, covered)
+                if fallback:
+                    entry['reason'] = ('dates outside what %s records (%s)' % (code, cal['note'] or 'calendar range'))
+            for lo, hi in fallback or []:
+                entry['gap_ranges'].append([convert_value(lo), convert_value(hi)])
+                gaps = self.rows(dq.gaps_query(o, key, gap_days, lo, hi), record=not self.queries_seen('gap'))
+                gap_total += len(gaps)
+                for g in gaps:
+                    row = dict(zip(names, [convert_value(k) for k in key]))
+                    row.update({'method': 'gap', 'prev_time': convert_value(g['prev_time']),
+                                'time': convert_value(g['time']), 'gap_days': int(g['gap_days'])})
+                    findings.append(row)
+            entry['method'] = ('calendar+gap' if entry['calendar'] and entry['gap_ranges']
+                               else 'calendar' if entry['calendar'] else 'gap')
+            methods.append(entry)
+        count = missing_sessions_total + gap_total
+        msg = '%d missing sessions by exchange calendar, %d gaps > gap_days by the gap method' % (
+            missing_sessions_total, gap_total) if count else '0 gaps found'
+        check = {'name': 'missing_days', 'status': dq.judge('missing_days', count), 'count': count,
+                 'affected': count, 'message': msg}
+        return check, findings, methods, version
+
+    def fix(self, check_mode):
+        if check_mode:
+            query = dq.duplicate_rows_query(self.opts, delete=False)
+            rows = self.rows(query)
+            self.queries.append(self.text(dq.duplicate_rows_query(self.opts, delete=True)) + '  -- check mode: not run')
+            return rows
+        query = dq.duplicate_rows_query(self.opts, delete=True)
+        with self.conn.transaction():
+            rows = self.rows(query)
+        return rows
+
+
+def run_module():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        opts = dq.validate_options(module.params)
+    except dq.OptionError as e:
+        module.fail_json(msg=to_native(e))
+
+    psycopg = import_psycopg(module)
+    conn = connect(module, autocommit=True)
+    result = dict(changed=False, queries=[])
+    try:
+        runner = DataQuality(module, conn, opts, psycopg.Error)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('statement_timeout', %s, false)",
+                            (str(opts['query_timeout'] * 1000),))
+                if not (opts['fix'] and not module.check_mode):
+                    cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
+            types = runner.columns()
+            scanned = runner.rows(dq.count_query(opts))[0]['n']
+            checks = []
+            lists = {}
+            limit = opts['max_findings']
+            if 'duplicates' in opts['checks']:
+                check, rows = runner.timed('duplicates', runner.check_duplicates)
+                checks.append(check)
+                lists['duplicates'] = rows[:limit]
+            if 'missing_days' in opts['checks']:
+                check, rows, methods, version = runner.timed('missing_days', lambda: runner.check_missing(types))
+                checks.append(check)
+                lists['missing_days'] = rows[:limit]
+                result['missing_days_methods'] = methods
+                result['exchange_calendars_version'] = version
+            if 'outliers' in opts['checks']:
+                check, rows = runner.timed('outliers', runner.check_outliers)
+                checks.append(check)
+                lists['outliers'] = rows[:limit]
+            if 'null_prices' in opts['checks']:
+                check, rows = runner.timed('null_prices', runner.check_nulls)
+                checks.append(check)
+                lists['null_prices'] = rows[:limit]
+            if 'ohlc_invariants' in opts['checks']:
+                check, rows = runner.timed('ohlc_invariants', runner.check_invariants)
+                checks.append(check)
+                lists['ohlc_invariants'] = rows[:limit]
+            fixed = False
+            if opts['fix']:
+                dup = [c for c in checks if c['name'] == 'duplicates']
+                if dup and dup[0]['count'] == 0:
+                    result['removed_rows'] = []
+                else:
+                    removed = runner.fix(module.check_mode)
+                    result['removed_rows'] = removed
+                    result['changed'] = bool(removed)
+                    fixed = True
+                    for c in checks:
+                        if c['name'] == 'duplicates' and removed:
+                            c['message'] += '; %s %d rows keeping the earliest %s' % (
+                                'would remove' if module.check_mode else 'removed', len(removed),
+                                opts['created_at_column'])
+                            if not module.check_mode:
+                                c['status'] = dq.STATUS_OK
+                    fixed = fixed and not module.check_mode
+        except psycopg.Error as e:
+            module.fail_json(msg='Data-quality query failed on %s.%s: %s' % (
+                opts['schema'], opts['table'], to_native(e).strip()), queries=runner.queries)
+    finally:
+        conn.close()
+
+    affected = sum(c['affected'] for c in checks)
+    result.update(lists)
+    result.update(
+        status=dq.worst(c['status'] for c in checks),
+        severity=dq.severity(checks, int(scanned), affected, fixed),
+        checks=[dict((k, v) for k, v in c.items() if k != 'affected') for c in checks],
+        checklist=[dq.checklist_line(c['status'], LABELS[c['name']], c['message']) for c in checks],
+        scanned_rows=int(scanned),
+        affected_rows=affected,
+        range={'since': opts['since'].isoformat() if opts['since'] else None,
+               'until': opts['until'].isoformat() if opts['until'] else None},
+        timings=dict((k, v) for k, v in runner.timings.items() if k != '_seen'),
+        queries=runner.queries,
+    )
+    module.exit_json(**result)
+
+
+def main():
+    run_module()
+
+
+if __name__ == '__main__':
+    main()

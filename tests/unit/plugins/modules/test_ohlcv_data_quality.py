@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests of ohlcv_data_quality: option validation, SQL composition (hostile identifiers are
+quoted, never executed), exchange-calendar resolution and its fallback, severity.
+
+No database here: the checks against a real TimescaleDB run in the Molecule scenario
+``runbooks`` (molecule/runbooks/tests/test_data_quality.py).  The calendar tests use the real
+``exchange_calendars`` library and are skipped when it is not installed in the test venv.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import datetime
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
+from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
+
+HOSTILE = '"; DROP TABLE x; --'
+
+
+class AnsibleExitJson(Exception):
+    def __init__(self, kwargs):
+        super(AnsibleExitJson, self).__init__('exit_json')
+        self.result = kwargs
+
+
+class AnsibleFailJson(Exception):
+    def __init__(self, kwargs):
+        super(AnsibleFailJson, self).__init__(kwargs.get('msg'))
+        self.result = kwargs
+
+
+@pytest.fixture(autouse=True)
+def patch_exits(monkeypatch):
+    def _exit(self, **kw):
+        raise AnsibleExitJson(kw)
+
+    def _fail(self, **kw):
+        raise AnsibleFailJson(kw)
+    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit)
+    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail)
+
+
+@pytest.fixture
+def no_connect(monkeypatch):
+    def refuse(module, autocommit=True):
+        raise AssertionError('the module connected although its options were invalid')
+    monkeypatch.setattr(mod, 'connect', refuse)
+
+
+def run(args):
+    with patch_module_args(args):
+        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
+            mod.main()
+    return e.value
+
+
+def params(**over):
+    """Module parameters with the argument spec's defaults."""
+    spec = mod.argument_spec()
+    p = dict((k, v.get('default')) for k, v in spec.items())
+    p.update(over)
+    return p
+
+
+# --- option validation ------------------------------------------------------------------------
+
+def test_defaults_are_seed_002_ohlcv_data():
+    opts = dq.validate_options(params())
+    assert (opts['schema'], opts['table']) == ('public', 'ohlcv_data')
+    assert opts['key_columns'] == ['ticker', 'region']
+    assert opts['time_column'] == 'date'
+    assert opts['zscore_threshold'] == 3.0
+    assert opts['gap_days'] == 3
+    assert opts['calendars']['KR'] == 'XKRX' and opts['calendars']['US'] == 'XNYS'
+    assert opts['fix'] is False
+
+
+@pytest.mark.parametrize('over, fragment', [
+    ({'since': '2024-13-01'}, 'since is not a valid date'),
+    ({'since': 'yesterday'}, 'since must be an ISO date'),
+    ({'since': '2024-02-01', 'until': '2024-01-01'}, 'must be before until'),
+    ({'zscore_threshold': 0.0}, 'zscore_threshold must be > 0'),
+    ({'gap_days': 0}, 'gap_days must be an integer >= 1'),
+    ({'key_columns': []}, 'key_columns must name at least one column'),
+    ({'region_column': 'market'}, "region_column 'market' must be one of key_columns"),
+    ({'price_columns': {'open': 'o', 'high': 'h', 'low': 'l'}}, 'price_columns.close is required'),
+    ({'fix': True, 'created_at_column': None}, 'fix=true needs created_at_column'),
+    ({'calendars': {'KR': 'XKRX; DROP'}}, 'calendars.KR must be an exchange_calendars code'),
+    ({'gap_days_by_region': {'CRYPTO': 'month'}}, 'gap_days_by_region.CRYPTO must be an integer'),
+    ({'table': 'x' * 64}, 'PostgreSQL identifiers are limited to 63 bytes'),
+    ({'time_column': 'a\x00b'}, 'must not contain a NUL'),
+    ({'key_columns': ['ticker', 'date'], 'region_column': None}, 'key_columns and time_column must be distinct'),
+])
+def test_bad_options_are_rejected(over, fragment):
+    with pytest.raises(dq.OptionError) as e:
+        dq.validate_options(params(**over))
+    assert fragment in str(e.value)
+
+
+def test_bad_options_fail_before_connecting(no_connect):
+    result = run({'since': '2024-02-30'}).result
+    assert result.get('failed') is not False and 'since is not a valid date' in result['msg']
+
+
+def test_calendars_option_replaces_the_default_map():
+    opts = dq.validate_options(params(calendars={'US': 'XNAS', 'CRYPTO': None}))
+    assert opts['calendars'] == {'US': 'XNAS', 'CRYPTO': None}
+
+
+# --- SQL composition ------------------------------------------------------------------------
+
+def _sql(query):
+    return query.as_string(None)
+
+
+def test_hostile_identifiers_are_quoted_in_every_query():
+    opts = dq.validate_options(params(table=HOSTILE, key_columns=[HOSTILE, 'region'], time_column='d"ate',
+                                      price_columns={'open': 'o;', 'high': 'h', 'low': 'l', 'close': "c'"},
+                                      fix=True, regions=["K'R"], since='2024-01-01'))
+    quoted = '"""; DROP TABLE x; --"'
+    for query in (dq.duplicates_query(opts), dq.duplicate_rows_query(opts), dq.duplicate_rows_query(opts, True),
+                  dq.null_prices_query(opts), dq.invariants_query(opts), dq.outliers_query(opts),
+                  dq.series_query(opts), dq.count_query(opts),
+                  dq.missing_sessions_query(opts, ["'; DROP TABLE y; --", 'US'], [datetime.date(2024, 1, 2)]),
+                  dq.gaps_query(opts, ['a', 'US'], 3)):
+        text = _sql(query)
+        assert quoted in text
+        # The hostile text never appears unquoted: every occurrence is inside the doubled quotes.
+        assert text.count('; DROP TABLE x; --') == text.count(quoted)
+        assert '"d""ate"' in text
+    text = _sql(dq.missing_sessions_query(opts, ["'; DROP TABLE y; --", 'US'], [datetime.date(2024, 1, 2)]))
+    assert "'''; DROP TABLE y; --'" in text  # a value is a literal with its quote doubled
+
+
+def test_range_constants_allow_chunk_exclusion():
+    opts = dq.validate_options(params(since='2024-06-01', until='2024-07-01'))
+    text = _sql(dq.duplicates_query(opts))
+    assert """"date" >= '2024-06-01'::date""" in text
+    assert """"date" < '2024-07-01'::date""" in text
+    assert 'HAVING count(*) > 1' in text
+
+
+def test_outlier_statistics_read_the_lookback_but_report_the_range():
+    opts = dq.validate_options(params(since='2024-06-01', zscore_lookback_days=30))
+    text = _sql(dq.outliers_query(opts))
+    assert "'2024-05-02'::date" in text       # statistics from since - 30 days
+    assert "d.time >= '2024-06-01'::date" in text
+    assert 'stddev(daily_return)' in text and '> 3.0' in text
+
+
+def test_fix_keeps_the_earliest_created_at():
+    opts = dq.validate_options(params(fix=True))
+    text = _sql(dq.duplicate_rows_query(opts, delete=True))
+    assert 'ORDER BY "created_at", ctid' in text
+    assert 'DELETE FROM "public"."ohlcv_data" AS o USING ranked r' in text
+    assert 'r.rn > 1' in text and 'RETURNING' in text
+
+
+def test_invariants_cover_the_seed_rules():
+    text = _sql(dq.invariants_query(dq.validate_options(params())))
+    for rule in ('low > open', 'low > close', 'open > high', 'close > high', 'volume < 0'):
+        assert rule in text
+
+
+def test_regions_filter_is_a_text_array_literal():
+    opts = dq.validate_options(params(regions=['KR', 'US']))
+    text = _sql(dq.count_query(opts))
+    assert '"region" = ANY(' in text and 'text[]' in text
+
+
+# --- calendars and fallback -----------------------------------------------------------------
+
+def test_uncovered_ranges():
+    d = datetime.date
+    assert dq.uncovered_ranges(d(2000, 1, 1), d(2000, 12, 31), None) == [(d(2000, 1, 1), d(2000, 12, 31))]
+    assert dq.uncovered_ranges(d(2000, 1, 1), d(2000, 12, 31), (d(2000, 3, 1), d(2000, 10, 31))) == [
+        (d(2000, 1, 1), d(2000, 2, 29)), (d(2000, 11, 1), d(2000, 12, 31))]
+    assert dq.uncovered_ranges(d(2000, 1, 1), d(2000, 12, 31), (d(2000, 1, 1), d(2000, 12, 31))) == []
+
+
+xcals = pytest.importorskip  # alias for readability below
+
+
+def test_xnys_sessions_exclude_holidays_and_weekends():
+    exchange_calendars = xcals('exchange_calendars')
+    cal = dq.calendar_sessions(exchange_calendars, 'XNYS', datetime.date(2018, 12, 20), datetime.date(2019, 1, 3))
+    days = [s.isoformat() for s in cal['sessions']]
+    assert '2018-12-25' not in days          # Christmas
+    assert '2018-12-05' not in days          # outside the range
+    assert '2018-12-22' not in days          # Saturday
+    assert '2018-12-24' in days              # half day, still a session
+    assert '2019-01-01' not in days
+    assert cal['covered'] == (datetime.date(2018, 12, 20), datetime.date(2019, 1, 3))
+
+
+def test_dates_before_a_calendars_bound_go_to_the_fallback():
+    exchange_calendars = xcals('exchange_calendars')
+    cal = dq.calendar_sessions(exchange_calendars, 'XKRX', datetime.date(1950, 1, 1), datetime.date(1956, 3, 1))
+    assert cal['covered'][0] == datetime.date(1956, 1, 1) or cal['covered'][0] > datetime.date(1956, 1, 1)
+    assert 'XKRX holidays are recorded from 1956-01-01' in cal['note']
+    assert dq.uncovered_ranges(datetime.date(1950, 1, 1), datetime.date(1956, 3, 1), cal['covered'])[0][0] == \
+        datetime.date(1950, 1, 1)
+
+
+def test_unknown_calendar_code_raises():
+    exchange_calendars = xcals('exchange_calendars')
+    with pytest.raises(Exception):
+        dq.calendar_sessions(exchange_calendars, 'NOPE', datetime.date(2020, 1, 1), datetime.date(2020, 2, 1))
+
+
+def test_missing_library_is_reported(monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name == 'exchange_calendars':
+            raise ImportError('No module named exchange_calendars')
+        return real(name, *a, **kw)
+    monkeypatch.setattr(builtins, '__import__', fake)
+    module, version, error = dq.import_calendars()
+    assert module is None and version is None and 'No module named exchange_calendars' in error
+
+
+# --- judgement ------------------------------------------------------------------------------
+
+def _c(name, count):
+    return {'name': name, 'count': count}
+
+
+def test_severity_levels():
+    assert dq.severity([_c('duplicates', 0), _c('outliers', 0)], 1000, 0, False) == 'P3'
+    assert dq.severity([_c('duplicates', 2), _c('outliers', 0)], 1000, 2, False) == 'P1'
+    assert dq.severity([_c('duplicates', 2), _c('outliers', 0)], 1000, 2, True) == 'P3'
+    assert dq.severity([_c('duplicates', 2), _c('outliers', 3)], 1000, 5, True) == 'P2'
+    assert dq.severity([_c('outliers', 200)], 1000, 200, False) == 'P1'   # > 10 % of the data
+
+
+def test_checklist_symbols():
+    assert dq.checklist_line('ok', 'NULL prices', 'none') == '\u2713 NULL prices: none'
+    assert dq.checklist_line('warning', 'X', 'y').startswith('\u26a0')
+    assert dq.checklist_line('critical', 'X', 'y').startswith('\u2717')
+    assert dq.worst(['ok', 'critical', 'warning']) == 'critical'
