@@ -1,0 +1,247 @@
+"""Verify scenario backup_restore: pgBackRest repository host + database host (issue 4).
+
+Everything runs against the real servers in the two containers (PostgreSQL 17 +
+TimescaleDB, pgBackRest 2.55.1 TLS servers, node_exporter); nothing is mocked.
+side_effect.yml left its step results in /var/tmp/qp-br on the database host;
+the refusal and fault tests below drive playbooks and kill real processes.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["podman://qp-br-db"]
+
+DB = testinfra.get_host("podman://qp-br-db")
+REPO = testinfra.get_host("podman://qp-br-repo")
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PG_DATA = "/var/lib/postgresql/17/main"
+TEXTFILE = "/var/lib/prometheus/node-exporter"
+SERVICES = ["trading-market-data", "trading-risk-manager", "trading-execution-engine", "trading-signal-bridge"]
+
+
+def psql(host, sql, db="quant_platform", port=5432):
+    cmd = host.run("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -p %s -d %s -c %s", str(port), db, sql)
+    assert cmd.rc == 0, cmd.stderr
+    return cmd.stdout.strip()
+
+
+def backrest_info(host=REPO):
+    cmd = host.run("runuser -u postgres -- pgbackrest --stanza=main --output=json info")
+    assert cmd.rc == 0, cmd.stderr
+    return json.loads(cmd.stdout)[0]
+
+
+def playbook(name, *extra):
+    """Run a playbook of playbooks/backup against the scenario's inventory; return the completed process."""
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(ROOT, "playbooks", "backup", name)] + list(extra)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+
+
+def prom(host, path):
+    return host.file(path).content_string if host.file(path).exists else ""
+
+
+def metric(text, name, **labels):
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+# --- role ----------------------------------------------------------------------------------------
+
+def test_archiving_goes_to_pgbackrest_with_rpo_bound():
+    assert psql(DB, "SHOW archive_mode") == "on"
+    assert psql(DB, "SHOW archive_command") == "pgbackrest --stanza=main archive-push %p"
+    assert psql(DB, "SHOW archive_timeout") == "1min"
+    conf = DB.file("/etc/postgresql/17/main/conf.d/70-pgbackrest.conf")
+    assert conf.exists and "archive-push" in conf.content_string
+    assert "archive_command" not in DB.file("/etc/postgresql/17/main/postgresql.conf").content_string.split("include_dir")[-1]
+    # WAL really reaches the repository: no failures since the last reset, and an archived segment.
+    assert psql(DB, "SELECT last_archived_wal IS NOT NULL FROM pg_stat_archiver", db="postgres") == "t"
+
+
+def test_repository_is_encrypted_on_its_own_host_over_tls():
+    info = backrest_info()
+    assert info["status"]["code"] == 0, info["status"]
+    assert info["cipher"] == "aes-256-cbc"
+    conf = REPO.file("/etc/pgbackrest.conf")
+    assert conf.mode == 0o640 and conf.user == "root" and conf.group == "postgres"
+    assert "repo1-cipher-pass=" in conf.content_string
+    db_conf = DB.file("/etc/pgbackrest.conf").content_string
+    assert "repo1-host=qp-br-repo" in db_conf and "repo1-host-type=tls" in db_conf
+    assert "repo1-cipher-pass" not in db_conf
+    assert REPO.file("/var/lib/pgbackrest/backup/main").is_directory
+    assert not DB.file("/var/lib/pgbackrest/backup").exists
+    for host in (DB, REPO):
+        assert host.service("pgbackrest").is_running
+        assert host.socket("tcp://0.0.0.0:8432").is_listening
+    # The encrypted backup.info is OpenSSL ciphertext, not pgBackRest's plain INI.
+    assert REPO.run("head -c 8 /var/lib/pgbackrest/backup/main/backup.info").stdout == "Salted__"
+    assert REPO.run("grep -c backrest-format /var/lib/pgbackrest/backup/main/backup.info").rc != 0
+
+
+def test_tls_server_refuses_a_client_certificate_not_from_the_ca():
+    cmd = DB.run("timeout 5 openssl s_client -connect qp-br-repo:8432 -CAfile /etc/pgbackrest/tls/ca.crt </dev/null")
+    assert "Verify return code: 0" in cmd.stdout + cmd.stderr  # the server's certificate is valid for its name
+    ok = DB.run("runuser -u postgres -- pgbackrest --stanza=main --output=json info")
+    assert json.loads(ok.stdout)[0]["status"]["code"] == 0
+    # Same CN, but self-signed: the repository's TLS server must refuse it.
+    assert DB.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=qp-br-db -days 1 "
+                  "-keyout /tmp/qp-br-rogue.key -out /tmp/qp-br-rogue.crt && chown postgres /tmp/qp-br-rogue.*"
+                  " && chmod 600 /tmp/qp-br-rogue.key").rc == 0
+    rogue = DB.run("runuser -u postgres -- pgbackrest --stanza=main --repo1-host-cert-file=/tmp/qp-br-rogue.crt "
+                   "--repo1-host-key-file=/tmp/qp-br-rogue.key --output=json info")
+    DB.run("rm -f /tmp/qp-br-rogue.key /tmp/qp-br-rogue.crt")
+    assert json.loads(rogue.stdout)[0]["status"]["code"] != 0
+
+
+def test_timers_follow_seed_002():
+    full = REPO.file("/etc/systemd/system/quantops-pgbackrest-main-full.timer").content_string
+    diff = REPO.file("/etc/systemd/system/quantops-pgbackrest-main-diff.timer").content_string
+    assert "OnCalendar=Sun *-*-* 03:00:00" in full
+    assert "OnCalendar=*-*-* 02:00:00" in diff
+    for t in ("quantops-pgbackrest-main-full.timer", "quantops-pgbackrest-main-diff.timer"):
+        assert REPO.service(t).is_enabled
+        assert REPO.run("systemctl is-active %s", t).stdout.strip() == "active"
+
+
+def test_backup_run_was_reported_through_metrics():
+    text = prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
+    assert metric(text, "quantops_backup_last_exit_status", tool="pgbackrest", target="main", type="full") == 0
+    assert metric(text, "quantops_backup_size_bytes", type="full") > 0
+    assert metric(text, "quantops_backup_last_success_timestamp_seconds", type="full") > time.time() - 3600
+
+
+# --- PITR, in place, drill (side_effect.yml) -----------------------------------------------------
+
+def test_pitr_restores_exactly_the_markers_committed_before_t():
+    assert DB.file("/var/tmp/qp-br/pitr_target").exists
+    assert DB.file("/var/tmp/qp-br/pitr_markers").content_string.strip() == "1"
+    # The scratch cluster was removed afterwards and production was never touched.
+    assert not DB.file("/var/lib/postgresql/quantops-restore/main-5433").exists
+
+
+def test_in_place_restore_brought_the_data_back_and_the_services_up():
+    before = json.loads(DB.file("/var/tmp/qp-br/before_in_place.json").content_string)
+    after = json.loads(DB.file("/var/tmp/qp-br/after_in_place.json").content_string)
+    assert before["ohlcv"] > 0 and before["markers"] == 2
+    assert (after["ohlcv"], after["markers"]) == (before["ohlcv"], before["markers"])
+    assert psql(DB, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    for svc in SERVICES:
+        assert DB.service(svc).is_running, svc
+    rollback = DB.run("ls -d %s.rollback-*", PG_DATA)
+    assert rollback.rc == 0 and rollback.stdout.strip(), "the replaced data directory must be kept"
+
+
+def test_drill_metrics_in_textfile_and_node_exporter():
+    text = prom(DB, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
+    verified = metric(text, "quantops_backup_last_verified_timestamp_seconds", type="drill")
+    assert verified and verified > time.time() - 3600
+    rto = metric(text, "quantops_backup_drill_rto_seconds", type="drill")
+    rpo = metric(text, "quantops_backup_drill_rpo_seconds", type="drill")
+    assert rto is not None and 0 < rto < 600
+    assert rpo is not None and 0 <= rpo < 600
+    addr = DB.run("hostname -I").stdout.split()[0]
+    scraped = DB.run("python3 -c %s", "import urllib.request;print(urllib.request.urlopen('http://%s:9100/metrics').read().decode())" % addr)
+    assert scraped.rc == 0, scraped.stderr
+    assert 'quantops_backup_drill_rto_seconds{target="main",tool="pgbackrest",type="drill"}' in scraped.stdout \
+        or re.search(r'quantops_backup_drill_rto_seconds\{[^}]*type="drill"', scraped.stdout)
+
+
+# --- bad input: refused, nothing changed ----------------------------------------------------------
+
+@pytest.fixture()
+def unchanged():
+    """Production's identity before a refused run; asserted unchanged after it."""
+    def state():
+        return (DB.run("stat -c %%i %s", PG_DATA).stdout.strip(),
+                psql(DB, "SELECT pg_postmaster_start_time()", db="postgres"),
+                DB.run("ls /var/lib/postgresql/quantops-restore 2>/dev/null").stdout.strip(),
+                tuple(DB.service(s).is_running for s in SERVICES))
+    before = state()
+    yield
+    assert state() == before
+
+
+def test_in_place_without_confirm_is_refused(unchanged):
+    run = playbook("restore.yml", "-e", "restore_into=in_place")
+    assert run.returncode != 0
+    assert "restore_confirm=true" in run.stdout
+
+
+def test_target_time_before_oldest_backup_is_refused(unchanged):
+    run = playbook("restore.yml", "-e", "restore_target_time='2001-01-01 00:00:00+00'")
+    assert run.returncode != 0
+    assert "cannot be reached" in run.stdout and "oldest backup" in run.stdout
+
+
+def test_unknown_label_is_refused(unchanged):
+    run = playbook("restore.yml", "-e", "restore_set=20000101-000000F")
+    assert run.returncode != 0
+    assert "is not a backup of stanza 'main'" in run.stdout
+
+
+def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
+    run = playbook("restore.yml", "--check", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
+    assert run.returncode == 0, run.stdout[-2000:]
+    assert "check mode: nothing will change" in run.stdout
+    assert "trading-signal-bridge -> trading-execution-engine -> trading-risk-manager -> trading-market-data" in run.stdout
+    assert re.search(r"qp-br-db\s*: ok=\d+\s+changed=0", run.stdout)
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+def test_kill_postmaster_during_backup_fails_the_job_and_earlier_backups_still_restore():
+    labels_before = [b["label"] for b in backrest_info()["backup"]]
+    REPO.run("systemctl reset-failed 'quantops-pgbackrest-backup@main:full.service'")
+    assert REPO.run("systemctl start --no-block 'quantops-pgbackrest-backup@main:full.service'").rc == 0
+    # Wait until pgBackRest has started the backup on the database (pg_backup_start), then kill -9 the postmaster.
+    killed = DB.run(
+        "for i in $(seq 600); do "
+        "  if runuser -u postgres -- psql -XAtq -d postgres "
+        "     -c \"SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgBackRest%%backup%%'\" | grep -q 1; then "
+        "    kill -9 $(head -1 %s/postmaster.pid); echo killed; exit 0; fi; sleep 0.1; done; exit 1" % PG_DATA)
+    assert killed.rc == 0 and "killed" in killed.stdout, "the backup never reached the database"
+    for _ in range(120):
+        state = REPO.run("systemctl show -p ActiveState --value 'quantops-pgbackrest-backup@main:full.service'").stdout.strip()
+        if state in ("failed", "inactive"):
+            break
+        time.sleep(1)
+    assert state == "failed"
+    text = prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
+    assert metric(text, "quantops_backup_last_exit_status", type="full") != 0
+    # Bring PostgreSQL back; the earlier backups are intact and the drill still passes.
+    assert DB.run("systemctl start postgresql@17-main").rc == 0
+    DB.run("runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT 1'")
+    info = backrest_info()
+    assert [b["label"] for b in info["backup"]] == labels_before
+    drill = playbook("verify.yml")
+    assert drill.returncode == 0, drill.stdout[-3000:]
+
+
+def test_full_backup_disk_fails_cleanly_and_retention_deletes_nothing():
+    labels_before = [b["label"] for b in backrest_info()["backup"]]
+    avail = int(REPO.run("df --output=avail -B1 /var/lib/pgbackrest | tail -1").stdout.strip())
+    assert REPO.run("fallocate -l %s /var/lib/pgbackrest/qp-br-filler", str(max(avail - 2 * 1024 * 1024, 0))).rc == 0
+    try:
+        REPO.run("systemctl reset-failed 'quantops-pgbackrest-backup@main:full.service'")
+        run = REPO.run("systemctl start 'quantops-pgbackrest-backup@main:full.service'")
+        assert run.rc != 0
+        log = REPO.run("journalctl -u 'quantops-pgbackrest-backup@main:full.service' -n 60 --no-pager").stdout
+        # pgBackRest: ERROR [064] FileWriteError "unable to write" when the repository filesystem is full.
+        assert "unable to write" in log or "No space left on device" in log
+        text = prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
+        assert metric(text, "quantops_backup_last_exit_status", type="full") != 0
+    finally:
+        REPO.run("rm -f /var/lib/pgbackrest/qp-br-filler")
+    info = backrest_info()
+    assert [b["label"] for b in info["backup"]] == labels_before, "retention must not expire anything after a failed backup"
+    assert info["status"]["code"] == 0
