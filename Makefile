@@ -43,6 +43,7 @@ lab: bootstrap market-data
 	ansible-playbook $(LAB) playbooks/lab/up.yml
 	ansible-playbook $(LAB) playbooks/site.yml
 	ansible-playbook $(LAB) playbooks/lab/load_market_data.yml
+	ansible-playbook $(LAB) playbooks/backup/backup_now.yml -e backup_method=dump
 	ansible-playbook $(LAB) playbooks/maintenance/morning_check.yml
 
 lab-down: venv
@@ -60,15 +61,23 @@ promtool: host venv
 	bash scripts/promtool-test.sh
 
 lint: venv
-	ansible-lint --offline
+	# Its cache dir comes first in the collections path: keep it in the checkout so
+	# a copy Molecule left in ~/.ansible/collections never shadows the tree.
+	ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --offline
 
 sanity: venv
 	bash scripts/sanity.sh
 
 # Molecule installs a copy of the collection into the first collections path:
 # point it at ~/.ansible/collections, never at the .build link to this checkout.
+# Scenarios: default (the whole stack of site.yml on a database and a monitoring
+# host), backup_restore (pgBackRest, dumps, restores, drill, faults), runbooks
+# (maintenance and incident playbooks on seeded problems).
+MOLECULE_SCENARIOS ?= default backup_restore runbooks
 molecule: bootstrap market-data
-	ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s default
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	  ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s $$scenario || exit 1; \
+	done
 
 clean:
 	rm -rf .build .cache/ansible-test
