@@ -16,59 +16,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import json
 import pathlib
 
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.quantops.platform.plugins.module_utils import pgbackrest as pgb
 from ansible_collections.quantops.platform.plugins.modules import pgbackrest_info as mod
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
 INFO = (FIXTURES / 'pgbackrest_info_2.55.1.json').read_text()
 MISSING = (FIXTURES / 'pgbackrest_info_2.55.1_missing_stanza.json').read_text()
-
-
-class AnsibleExitJson(Exception):
-    def __init__(self, kwargs):
-        super(AnsibleExitJson, self).__init__('exit_json')
-        self.result = kwargs
-
-
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super(AnsibleFailJson, self).__init__(kwargs.get('msg'))
-        self.result = kwargs
-
-
-def _exit_json(self, **kwargs):
-    raise AnsibleExitJson(kwargs)
-
-
-def _fail_json(self, **kwargs):
-    raise AnsibleFailJson(kwargs)
-
-
-@pytest.fixture(autouse=True)
-def patch_exits(monkeypatch):
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail_json)
 
 
 def run(monkeypatch, args, rc=0, out=INFO, err='', now=1795436359 + 100):

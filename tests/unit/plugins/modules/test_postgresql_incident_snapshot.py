@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
 import datetime
 import json
 import os
@@ -21,49 +20,14 @@ import tarfile
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
 
 HOSTILE = 'x"; DROP TABLE y; --'
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-class AnsibleExitJson(Exception):
-    def __init__(self, kwargs):
-        super(AnsibleExitJson, self).__init__('exit_json')
-        self.result = kwargs
-
-
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super(AnsibleFailJson, self).__init__(kwargs.get('msg'))
-        self.result = kwargs
-
-
-@pytest.fixture(autouse=True)
-def patch_exits(monkeypatch):
-    def _exit(self, **kwargs):
-        raise AnsibleExitJson(kwargs)
-
-    def _fail(self, **kwargs):
-        raise AnsibleFailJson(kwargs)
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail)
 
 
 # --- pure helpers ---------------------------------------------------------------------------

@@ -11,45 +11,21 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
-import json
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_hypertable as mod
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleFailJson, patch_module_args
 
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({'ANSIBLE_MODULE_ARGS': args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
-class AnsibleFailJson(Exception):
-    def __init__(self, kwargs):
-        super(AnsibleFailJson, self).__init__(kwargs.get('msg'))
-        self.result = kwargs
-
-
 @pytest.fixture(autouse=True)
-def patch_exits(monkeypatch):
-    def _fail(self, **kw):
-        raise AnsibleFailJson(kw)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail)
-
+def refuse_connect(monkeypatch):
     def refuse(module, autocommit=True):
         raise AssertionError('the module connected although its options were invalid')
     monkeypatch.setattr(mod, 'connect', refuse)
