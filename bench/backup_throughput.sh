@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Backup and restore throughput of pgBackRest on the lab (issue 4), with raw
 # disk bandwidth measured the same way (dd) on the same filesystems, and the
 # restore drill's RTO/RPO.  Writes bench/results/backup.json.

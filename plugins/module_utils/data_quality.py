@@ -201,7 +201,7 @@ def _key_list(alias, keys):
     """'{alias}.{k0}, {alias}.{k1}' placeholders for the key columns and their ident map."""
     idents = {}
     parts = []
-    for i, _ in enumerate(keys):
+    for i, dummy in enumerate(keys):
         idents['k%d' % i] = keys[i]
         parts.append('%s{k%d}' % (alias + '.' if alias else '', i))
     return ', '.join(parts), idents
@@ -298,7 +298,7 @@ def duplicates_query(opts):
 def duplicate_rows_query(opts, delete=False):
     """Rows beyond the earliest created_at of each (key, time) group; DELETE ... RETURNING them with delete."""
     keys, kid = _key_list('', opts['key_columns'])
-    okeys, _ = _key_list('o', opts['key_columns'])
+    okeys, dummy = _key_list('o', opts['key_columns'])
     clauses, literals = _range_clause(opts)
     idents = _base(opts)
     idents.update(kid)
@@ -357,7 +357,7 @@ def invariants_query(opts):
         rules.append(("{vol} < 0", 'volume < 0'))
         vol = ', {vol} AS volume'
     broken = ', '.join("CASE WHEN %s THEN '%s' END" % (cond, label) for cond, label in rules)
-    any_broken = ' OR '.join('(%s)' % cond for cond, _ in rules)
+    any_broken = ' OR '.join('(%s)' % cond for cond, dummy in rules)
     template = ('SELECT %s, {t} AS time, {p_open} AS open, {p_high} AS high, {p_low} AS low, {p_close} AS close%s, '
                 'array_remove(ARRAY[%s], NULL) AS violations FROM {tbl} %s ORDER BY %s, {t}'
                 % (keys, vol, broken, _where(clauses + ['(%s)' % any_broken]), keys))
@@ -372,7 +372,7 @@ def outliers_query(opts):
     rows inside the range are reported.
     """
     keys, kid = _key_list('', opts['key_columns'])
-    dkeys, _ = _key_list('d', opts['key_columns'])
+    dkeys, dummy = _key_list('d', opts['key_columns'])
     stat_since = None
     if opts['since'] is not None:
         stat_since = opts['since'] - datetime.timedelta(days=opts['zscore_lookback_days'])

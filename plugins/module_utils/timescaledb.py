@@ -46,7 +46,7 @@ def split_name(name, default_schema='public'):
         raise TimescaleError('hypertable names must be non-empty strings, got %r' % (name,))
     if name.count('.') > 1:
         raise TimescaleError('%r: give a hypertable as "table" or "schema.table" (one dot at most)' % name)
-    schema, _, table = name.rpartition('.')
+    schema, dummy, table = name.rpartition('.')
     schema = schema or default_schema
     try:
         return validate_identifier(schema, 'schema'), validate_identifier(table, 'table')

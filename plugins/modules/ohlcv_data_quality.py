@@ -355,7 +355,7 @@ def argument_spec():
     spec.update(
         schema=dict(type='str', default='public'),
         table=dict(type='str', default='ohlcv_data'),
-        key_columns=dict(type='list', elements='str', default=['ticker', 'region']),
+        key_columns=dict(type='list', elements='str', default=['ticker', 'region'], no_log=False),
         region_column=dict(type='str', default='region'),
         time_column=dict(type='str', default='date'),
         price_columns=dict(type='dict', default={'open': 'open', 'high': 'high', 'low': 'low', 'close': 'close'}),

@@ -48,11 +48,16 @@ options:
       - Fail when a stanza's status code is not 0 (C(ok)). By default the status is only reported.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Read-only; the module never changes anything.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 requirements:
   - pgBackRest 2.x on the target (Debian package C(pgbackrest)).
 notes:
@@ -63,7 +68,7 @@ notes:
     backups, 3 missing stanza data, 4 different across repos, 5 database mismatch across repos,
     6 requested backup not found, 99 other."
 author:
-  - quantops.platform maintainers
+  - quantops.platform maintainers (@quantops)
 '''
 
 EXAMPLES = r'''

@@ -131,18 +131,18 @@ hypertables:
   type: list
   elements: dict
   contains:
-    schema: {description: Schema., type: str}
-    name: {description: Hypertable name., type: str}
-    compression_enabled: {description: Whether compression is enabled on it., type: bool}
-    total_chunks: {description: Chunks., type: int}
-    compressed_chunks: {description: Compressed chunks., type: int}
-    uncompressed_chunks: {description: Uncompressed chunks., type: int}
+    schema: {description: "Schema.", type: str}
+    name: {description: "Hypertable name.", type: str}
+    compression_enabled: {description: "Whether compression is enabled on it.", type: bool}
+    total_chunks: {description: "Chunks.", type: int}
+    compressed_chunks: {description: "Compressed chunks.", type: int}
+    uncompressed_chunks: {description: "Uncompressed chunks.", type: int}
     compression_pct: {description: "Compressed chunks / chunks x 100 (seed 002 compression review), 2 decimals.", type: float}
     total_bytes: {description: "Size of all chunks (heap, indexes, TOAST; chunks_detailed_size), bytes.", type: int}
-    before_compression_bytes: {description: Bytes of the compressed chunks before compression (TSL only, else null)., type: int}
-    after_compression_bytes: {description: Bytes of the compressed chunks after compression (TSL only, else null)., type: int}
-    compression_ratio: {description: before / after (TSL only, null when nothing is compressed)., type: float}
-    chunks: {description: With O(include_chunks), each chunk's schema, name, range_start, range_end, is_compressed, total_bytes., type: list}
+    before_compression_bytes: {description: "Bytes of the compressed chunks before compression (TSL only, else null).", type: int}
+    after_compression_bytes: {description: "Bytes of the compressed chunks after compression (TSL only, else null).", type: int}
+    compression_ratio: {description: "before / after (TSL only, null when nothing is compressed).", type: float}
+    chunks: {description: "With O(include_chunks), each chunk's schema, name, range_start, range_end, is_compressed, total_bytes.", type: list}
 compressed:
   description: Chunks compressed by this run (C(schema.name)).
   returned: always

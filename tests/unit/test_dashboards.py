@@ -83,7 +83,6 @@ GAUGES = QUANTOPS_METRICS | {"pg_up", "pg_database_size_bytes", "pg_stat_activit
 VALUE_COUNTERS = {"trading_realized_pnl_total"}
 
 
-
 def _load(name):
     return json.loads((DASHBOARDS / f"{name}.json").read_text(encoding="utf-8"))
 
@@ -103,7 +102,6 @@ def _exprs(dashboard):
         for target in panel.get("targets", []):
             if "expr" in target:
                 yield panel["title"], target["expr"]
-
 
 
 @pytest.fixture(scope="module")

@@ -165,7 +165,6 @@ def test_cases():
     return cases
 
 
-
 def test_every_seed_alert_is_defined_exactly_once(static_alerts):
     names = [rule["alert"] for _file, _group, rule in static_alerts]
     for alert in SEED_ALERTS:

@@ -41,7 +41,7 @@ def playbook(name, *extra):
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
             os.path.join(ROOT, "playbooks", "backup", name)] + list(extra)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 def prom(host, path):
@@ -210,7 +210,7 @@ def test_kill_postmaster_during_backup_fails_the_job_and_earlier_backups_still_r
         "     -c \"SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgBackRest%%backup%%'\" | grep -q 1; then "
         "    kill -9 $(head -1 %s/postmaster.pid); echo killed; exit 0; fi; sleep 0.1; done; exit 1" % PG_DATA)
     assert killed.rc == 0 and "killed" in killed.stdout, "the backup never reached the database"
-    for _ in range(120):
+    for dummy in range(120):
         state = REPO.run("systemctl show -p ActiveState --value 'quantops-pgbackrest-backup@main:full.service'").stdout.strip()
         if state in ("failed", "inactive"):
             break

@@ -154,7 +154,7 @@ def test_every_dashboard_and_rule_expression_runs_on_the_live_prometheus(prometh
     """scripts/promql_exprs.py runs every expression; every exporter metric they read has a series."""
     script = ROOT / "scripts" / "promql_exprs.py"
     run = subprocess.run([sys.executable, str(script), "--rules", str(RULES_DIR), "--prometheus", prometheus],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     errors = ["%s %s: %s" % (x["file"], x.get("rule") or x.get("panel"), x.get("error")) for x in lines if x["status"] != "success"]
     assert errors == [] and run.returncode == 0, errors or run.stderr

@@ -49,7 +49,7 @@ def run_runbook(*extra):
            os.path.join(ROOT, 'playbooks', 'incidents', 'data_quality.yml'),
            '-e', 'data_quality_login_password=%s' % password,
            '-e', '{"data_quality_regions": ["US"]}'] + list(extra)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     return proc
 
 

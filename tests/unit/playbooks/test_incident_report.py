@@ -51,7 +51,7 @@ def _run(tmp_path, include_vars, hosts=('localhost',), extra_args=(), pre_tasks=
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                ANSIBLE_LOCALHOST_WARNING='0')
     return subprocess.run([str(ANSIBLE_PLAYBOOK), '-i', str(inventory), str(playbook)] + list(extra_args),
-                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180)
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180, check=False)
 
 
 def _facts(tmp_path, host='localhost'):

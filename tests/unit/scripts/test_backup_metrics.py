@@ -1,4 +1,4 @@
-"""Unit tests of roles/backup_metrics/files/quantops-backup-metrics.
+"""Unit tests of roles/backup_metrics/files/quantops-backup-metrics.py.
 
 The script runs against real files in tmp_path: parsing, merging of the
 series of one run into the existing file, the atomic rewrite, the command
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "roles" / "backup_metrics" / "files" / "quantops-backup-metrics"
+SCRIPT = ROOT / "roles" / "backup_metrics" / "files" / "quantops-backup-metrics.py"
 
 
 def _load_script():

@@ -1,4 +1,4 @@
-"""Unit tests of roles/pg_dump_backup/files/quantops-pg-dump-backup's decisions.
+"""Unit tests of roles/pg_dump_backup/files/quantops-pg-dump-backup.py.py's decisions.
 
 Retention (what is kept and why), the table-of-contents selection used for
 single-table restores and the hypertable detection, on real pg_restore output
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = ROOT / "roles" / "pg_dump_backup" / "files" / "quantops-pg-dump-backup"
+SCRIPT = ROOT / "roles" / "pg_dump_backup" / "files" / "quantops-pg-dump-backup.py"
 
 
 def _load_script():
