@@ -537,7 +537,7 @@ def load_config(path):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="quantops-pg-dump-backup", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="quantops-pg-dump-backup", description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--config", default=CONFIG_FILE)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="back up now (default)")
