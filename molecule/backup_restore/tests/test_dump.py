@@ -47,7 +47,8 @@ def playbook(name, *extra):
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
             os.path.join(ROOT, "playbooks", "backup", name), "-e", "restore_source=dump"] + list(extra)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    # ansible-core 2.19 prints a failed task's message on stderr: keep it in .stdout.
+    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
 
 
 def dumps():

@@ -41,7 +41,8 @@ def playbook(name, *extra):
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
             os.path.join(ROOT, "playbooks", "backup", name)] + list(extra)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, check=False)
+    # ansible-core 2.19 prints a failed task's message on stderr: keep it in .stdout.
+    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
 
 
 def prom(host, path):
