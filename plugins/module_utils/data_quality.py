@@ -246,9 +246,22 @@ class RegionList(list):
     """Marker: a text[] literal."""
 
 
+class ValueArray(list):
+    """Marker: an array literal typed by psycopg from the Python values (str -> text[], int -> int[]).
+
+    Used for key values read back from the table itself, so the array's element type matches the
+    key column's (text for text/varchar, an integer type for integers) and ``column = element``
+    has an operator without a cast.
+    """
+
+
 def _compose_literal(sql, value):
     if isinstance(value, RegionList):
         return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
+    if isinstance(value, ValueArray):
+        if all(v is None or isinstance(v, str) for v in value):  # psycopg leaves a str array untyped
+            return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
+        return sql.Literal(list(value))
     if isinstance(value, (list, tuple)):
         return sql.SQL('{}::date[]').format(sql.Literal(list(value)))
     if isinstance(value, datetime.date):
@@ -260,6 +273,9 @@ def _pure_compose_literal(value):
     if isinstance(value, RegionList):
         items = ['"%s"' % v.replace('\\', '\\\\').replace('"', '\\"').replace("'", "''") for v in value]
         return "'{%s}'::text[]" % ','.join(items)
+    if isinstance(value, ValueArray):
+        cast = '::text[]' if all(v is None or isinstance(v, str) for v in value) else ''
+        return 'ARRAY[%s]%s' % (', '.join(pure_literal(v) for v in value), cast)
     return pure_literal(value)
 
 
@@ -424,17 +440,33 @@ def series_query(opts):
     return _regions_literal_fix(Query(template, idents, literals))
 
 
-def missing_sessions_query(opts, key_values, sessions):
-    """Sessions of an exchange calendar with no row for one series (an anti-join on the server)."""
+def missing_sessions_query(opts, key_values, ranges, sessions):
+    """Sessions of one exchange calendar with no row, for many series in one anti-join.
+
+    ``key_values`` is a list of key tuples (one per series, in key_columns order), ``ranges`` the
+    (first, last) dates each series is judged over (inclusive), ``sessions`` the calendar's
+    sessions over the union of the ranges.  One statement per calendar instead of one per
+    series: the hypertable is planned once, and the constant bounds of the union let
+    TimescaleDB exclude every chunk outside it at plan time.  Returns ``series`` (the index
+    into ``key_values``) and ``time`` (the missing session), ordered by both.
+    """
     idents = {'tbl': (opts['schema'], opts['table']), 't': opts['time_column']}
-    conds = []
-    literals = {'sessions': list(sessions)}
-    for i, (col, value) in enumerate(zip(opts['key_columns'], key_values)):
+    literals = {'sessions': list(sessions), 'lo': min(r[0] for r in ranges), 'hi': max(r[1] for r in ranges),
+                'idx': ValueArray(range(len(key_values))), 'first': [r[0] for r in ranges],
+                'last': [r[1] for r in ranges]}
+    conds, arrays, names = [], [], []
+    for i, col in enumerate(opts['key_columns']):
         idents['k%d' % i] = col
-        literals['v%d' % i] = value
-        conds.append('o.{k%d} = {v%d}' % (i, i))
-    template = ('SELECT s.session AS time FROM unnest({sessions}) AS s(session) WHERE NOT EXISTS '
-                '(SELECT 1 FROM {tbl} o WHERE %s AND o.{t} = s.session) ORDER BY 1' % ' AND '.join(conds))
+        literals['v%d' % i] = ValueArray(k[i] for k in key_values)
+        arrays.append('{v%d}' % i)
+        names.append('k%d' % i)
+        conds.append('o.{k%d} = s.k%d' % (i, i))
+    template = ('SELECT s.idx AS series, x.session AS time '
+                'FROM unnest({idx}, %s, {first}, {last}) AS s(idx, %s, first_day, last_day) '
+                'JOIN unnest({sessions}) AS x(session) ON x.session BETWEEN s.first_day AND s.last_day '
+                'WHERE NOT EXISTS (SELECT 1 FROM {tbl} o WHERE %s AND o.{t} = x.session '
+                'AND o.{t} >= {lo} AND o.{t} <= {hi}) ORDER BY 1, 2'
+                % (', '.join(arrays), ', '.join(names), ' AND '.join(conds)))
     return Query(template, idents, literals)
 
 

@@ -496,8 +496,8 @@ class DataQuality(object):
                 calendars[code] = dq.calendar_sessions(xcals, code, lo, hi)
             except Exception as e:  # unknown code, or a bound error from the library
                 calendars[code] = {'error': '%s: %s' % (type(e).__name__, to_native(e))}
-        findings, methods = [], []
-        missing_sessions_total, gap_total = 0, 0
+        # First pass: per series, which calendar judges which dates (and why not, if none).
+        plan = []
         for s in series:
             key = [s[c] for c in names]
             region = key[region_idx] if region_idx is not None else None
@@ -508,7 +508,7 @@ class DataQuality(object):
             entry.update({'first_time': convert_value(first), 'last_time': convert_value(last),
                           'calendar': None, 'calendar_from': None, 'calendar_to': None,
                           'gap_days': gap_days, 'gap_ranges': [], 'reason': None})
-            fallback = None
+            covered = None
             if not code:
                 entry['reason'] = 'no calendar configured for %s=%r' % (o['region_column'] or 'series', region)
             elif xcals is None:
@@ -523,26 +523,41 @@ class DataQuality(object):
             else:
                 cal = calendars[code]
                 entry['calendar'] = code
-                covered = None
                 if cal['covered'] is not None:
                     lo, hi = max(first, cal['covered'][0]), min(last, cal['covered'][1])
                     if lo <= hi:
                         covered = (lo, hi)
                 if covered is not None:
                     entry['calendar_from'], entry['calendar_to'] = covered[0].isoformat(), covered[1].isoformat()
-                    sessions = [d for d in cal['sessions'] if covered[0] <= d <= covered[1]]
-                    missing = self.rows(dq.missing_sessions_query(o, key, sessions), record=not self.queries_seen('missing'))
-                    missing_sessions_total += len(missing)
-                    for m in missing:
-                        row = dict(entry_key for entry_key in zip(names, [convert_value(k) for k in key]))
-                        row.update({'method': 'calendar', 'calendar': code, 'time': convert_value(m['time'])})
-                        findings.append(row)
                 fallback = dq.uncovered_ranges(first, last, covered)
                 if fallback:
                     entry['reason'] = ('dates outside what %s records (%s)' % (code, cal['note'] or 'calendar range'))
-            for lo, hi in fallback or []:
+            plan.append({'key': key, 'entry': entry, 'code': code, 'covered': covered,
+                         'fallback': fallback, 'gap_days': gap_days})
+        # Second pass: one anti-join per calendar over all the series it judges.
+        missing_by_series = {}
+        for code in sorted({p['code'] for p in plan if p['covered'] is not None}):
+            members = [i for i, p in enumerate(plan) if p['covered'] is not None and p['code'] == code]
+            ranges = [plan[i]['covered'] for i in members]
+            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+            sessions = [d for d in calendars[code]['sessions'] if lo <= d <= hi]
+            if not sessions:
+                continue
+            query = dq.missing_sessions_query(o, [plan[i]['key'] for i in members], ranges, sessions)
+            for m in self.rows(query, record=not self.queries_seen('missing'), convert=False):
+                missing_by_series.setdefault(members[m['series']], []).append(m['time'])
+        findings, methods = [], []
+        missing_sessions_total, gap_total = 0, 0
+        for i, p in enumerate(plan):
+            key, entry = p['key'], p['entry']
+            for day in missing_by_series.get(i, []):
+                row = dict(zip(names, [convert_value(k) for k in key]))
+                row.update({'method': 'calendar', 'calendar': p['code'], 'time': convert_value(day)})
+                findings.append(row)
+                missing_sessions_total += 1
+            for lo, hi in p['fallback'] or []:
                 entry['gap_ranges'].append([convert_value(lo), convert_value(hi)])
-                gaps = self.rows(dq.gaps_query(o, key, gap_days, lo, hi), record=not self.queries_seen('gap'))
+                gaps = self.rows(dq.gaps_query(o, key, p['gap_days'], lo, hi), record=not self.queries_seen('gap'))
                 gap_total += len(gaps)
                 for g in gaps:
                     row = dict(zip(names, [convert_value(k) for k in key]))
