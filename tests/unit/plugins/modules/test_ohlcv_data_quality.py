@@ -19,24 +19,13 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import connect_refused, run_module
 
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
-
-
-def run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
-            mod.main()
-    return e.value
+no_connect = connect_refused(mod)
 
 
 def params(**over):
@@ -83,7 +72,7 @@ def test_bad_options_are_rejected(over, fragment):
 
 
 def test_bad_options_fail_before_connecting(no_connect):
-    result = run({'since': '2024-02-30'}).result
+    result = run_module(mod.main, {'since': '2024-02-30'}).result
     assert result.get('failed') is not False and 'since is not a valid date' in result['msg']
 
 

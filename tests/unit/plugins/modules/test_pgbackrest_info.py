@@ -25,7 +25,7 @@ from ansible.module_utils import basic
 
 from ansible_collections.quantops.platform.plugins.module_utils import pgbackrest as pgb
 from ansible_collections.quantops.platform.plugins.modules import pgbackrest_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, run_module
 
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
@@ -42,10 +42,7 @@ def run(monkeypatch, args, rc=0, out=INFO, err='', now=1795436359 + 100):
 
     monkeypatch.setattr(basic.AnsibleModule, 'run_command', fake_run_command)
     monkeypatch.setattr(mod.time, 'time', lambda: now)
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as exc:
-            mod.main()
-    return exc.value, calls
+    return run_module(mod.main, args), calls
 
 
 def test_parses_the_captured_catalogue(monkeypatch):

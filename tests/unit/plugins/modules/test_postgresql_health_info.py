@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import functools
 import json
 
 import psycopg
@@ -22,7 +23,7 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.modules import postgresql_health_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, connect_refused, module_fail, module_ok
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -30,45 +31,6 @@ UTC = datetime.timezone.utc
 
 
 # --- a scripted database ----------------------------------------------------------------
-
-class FakeCursor(object):
-    def __init__(self, db):
-        self.db = db
-        self.description = None
-        self._rows = []
-
-    def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
-        self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
-                break
-        else:
-            raise AssertionError('unexpected query: %s' % text)
-        if isinstance(result, Exception):
-            raise result
-        if result is None:
-            self.description, self._rows = None, []
-            return
-        columns = list(result[0].keys()) if result else ['x']
-        self.description = [(c,) for c in columns]
-        self._rows = [tuple(row[c] for c in columns) for row in result]
-
-    def fetchall(self):
-        return list(self._rows)
-
-
-class FakeConn(object):
-    def __init__(self, db):
-        self.db = db
-        self.closed = False
-
-    def cursor(self):
-        return FakeCursor(self.db)
-
-    def close(self):
-        self.closed = True
-
 
 def healthy_rules(**over):
     """Rules (substring -> rows) for a healthy quant_platform with TimescaleDB (apache build)."""
@@ -127,49 +89,19 @@ def healthy_rules(**over):
     return result
 
 
-class FakeDB(object):
-    def __init__(self, rules):
-        self.rules = rules
-        self.executed = []
-        self.conn = FakeConn(self)
-
-
 @pytest.fixture
 def fake_db(monkeypatch):
-    holder = {}
-
-    def install(rules=None):
-        db = FakeDB(rules if rules is not None else healthy_rules())
-        holder['db'] = db
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: db.conn)
-        return db
-    return install
+    return lambda rules=None: FakeDB(healthy_rules() if rules is None else rules).install(monkeypatch, mod)
 
 
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
+no_connect = connect_refused(mod)
 
 
-def run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
-            mod.main()
-    return e.value
-
-
-def run_ok(args):
-    outcome = run(args)
-    assert isinstance(outcome, AnsibleExitJson), getattr(outcome, 'result', outcome)
-    return outcome.result
+run_ok = functools.partial(module_ok, mod.main)
 
 
 def run_fail(args):
-    outcome = run(args)
-    assert isinstance(outcome, AnsibleFailJson), outcome.result
-    return outcome.result['msg']
+    return module_fail(mod.main, args)['msg']
 
 
 # --- argument validation --------------------------------------------------------------------

@@ -3,7 +3,7 @@
 """Unit tests of postgresql_incident_snapshot: option validation, log tail, archive layout, check mode,
 a missing pg_stat_statements, and a hostile extension schema.
 
-The database is scripted (FakeConn: substring of the query -> rows); the archive and the log file are
+The database is scripted (utils.FakeDB: substring of the query -> rows); the archive and the log file are
 real files under pytest's tmp_path.  The module against a real server runs in the runbooks scenario
 (playbooks/incidents/triage.yml fetches the archive).
 """
@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import functools
 import json
 import os
 import stat
@@ -22,7 +23,8 @@ import pytest
 
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
+    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -61,44 +63,6 @@ def test_build_archive_layout_and_mode(tmp_path):
 
 # --- the module -----------------------------------------------------------------------------
 
-class FakeCursor(object):
-    def __init__(self, db):
-        self.db = db
-        self.description = None
-        self._rows = []
-
-    def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
-        self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
-                break
-        else:
-            raise AssertionError('unexpected query: %s' % text)
-        if isinstance(result, Exception):
-            raise result
-        if result is None:
-            self.description, self._rows = None, []
-            return
-        columns = list(result[0].keys()) if result else ['x']
-        self.description = [(c,) for c in columns]
-        self._rows = [tuple(row[c] for c in columns) for row in result]
-
-    def fetchall(self):
-        return list(self._rows)
-
-
-class FakeConn(object):
-    def __init__(self, db):
-        self.db = db
-
-    def cursor(self):
-        return FakeCursor(self.db)
-
-    def close(self):
-        self.db.closed = True
-
-
 def activity_row(pid, state, blocked_by=(), backend_type='client backend'):
     return {'pid': pid, 'database': 'quant_platform', 'user': 'quant_app', 'application': 'psql',
             'client_addr': None, 'backend_type': backend_type, 'state': state, 'wait_event_type': None,
@@ -107,15 +71,13 @@ def activity_row(pid, state, blocked_by=(), backend_type='client backend'):
             'query': 'LOCK TABLE t', 'is_self': False}
 
 
-class FakeDB(object):
+class SnapshotDB(FakeDB):
     def __init__(self, extension_schema='public', log_file=None):
-        self.executed = []
-        self.closed = False
         statement = {'queryid': 1, 'database': 'quant_platform', 'role': 'quant_app', 'calls': 3,
                      'total_exec_time_ms': 3000.0, 'mean_exec_time_ms': 1000.0, 'stddev_exec_time_ms': 1.0,
                      'max_exec_time_ms': 1002.0, 'rows': 3, 'shared_blks_hit': 10, 'shared_blks_read': 0,
                      'hit_percent': 100.0, 'query': 'SELECT pg_sleep($1)'}
-        self.rules = [
+        super(SnapshotDB, self).__init__([
             ('SET SESSION CHARACTERISTICS', None),
             ("set_config('statement_timeout'", [{'set_config': '30000'}]),
             ('AS collected_at', [{'collected_at': T0, 'database': 'quant_platform',
@@ -130,42 +92,19 @@ class FakeDB(object):
                                               'sourceline': 3, 'pending_restart': False}]),
             ('pg_database_size', [{'database': 'quant_platform', 'size_bytes': 1234}]),
             ('pg_current_logfile', [{'file': log_file, 'data_directory': '/var/lib/postgresql/17/main'}]),
-        ]
+        ])
 
 
 @pytest.fixture
 def fake_db(monkeypatch):
-    def install(**kw):
-        db = FakeDB(**kw)
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: FakeConn(db))
-        return db
-    return install
+    return lambda **kw: SnapshotDB(**kw).install(monkeypatch, mod)
 
 
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
+no_connect = connect_refused(mod)
 
 
-def run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
-            mod.main()
-    return e.value
-
-
-def run_ok(args):
-    res = run(args)
-    assert isinstance(res, AnsibleExitJson), res.result
-    return res.result
-
-
-def run_fail(args):
-    res = run(args)
-    assert isinstance(res, AnsibleFailJson), res.result
-    return res.result
+run_ok = functools.partial(module_ok, mod.main)
+run_fail = functools.partial(module_fail, mod.main)
 
 
 def test_bad_paths_fail_before_connecting(no_connect, tmp_path):
@@ -225,11 +164,4 @@ def test_hostile_extension_schema_is_quoted(fake_db, tmp_path):
 
 
 def test_documentation_options_match_the_argument_spec():
-    import yaml
-    doc = yaml.safe_load(mod.DOCUMENTATION)
-    spec = mod.argument_spec()
-    own = set(spec) - set(mod.postgres_common_argument_spec())
-    assert own == set(doc['options'])
-    for name in own:
-        assert doc['options'][name].get('default') == spec[name].get('default'), name
-        assert doc['options'][name]['type'] == spec[name]['type'], name
+    assert_options_documented(mod)

@@ -3,7 +3,7 @@
 """Unit tests of postgresql_maintenance and module_utils/maintenance.py: the dead-tuple and B-tree bloat
 choice, statement composition with hostile names, option validation, check mode and timing.
 
-The database is scripted (FakeConn: substring of the query -> rows) because these tests check which
+The database is scripted (utils.FakeDB: substring of the query -> rows) because these tests check which
 statements the module composes and runs; VACUUM/REINDEX on a real server run in the runbooks scenario
 (molecule/runbooks: the weekly playbook on a seeded bloated table).
 """
@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
 
 import psycopg
 import pytest
@@ -19,7 +20,8 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 from ansible_collections.quantops.platform.plugins.modules import postgresql_maintenance as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
+    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -120,52 +122,8 @@ def test_plan_orders_vacuum_before_reindex_and_merges_vacuum_with_analyze():
 
 # --- the module -----------------------------------------------------------------------------
 
-class FakeCursor(object):
-    def __init__(self, db):
-        self.db = db
-        self.description = None
-        self._rows = []
-
-    def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
-        self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
-                break
-        else:
-            raise AssertionError('unexpected query: %s' % text)
-        if callable(result):
-            result = result(params)
-        if isinstance(result, Exception):
-            raise result
-        if result is None:
-            self.description, self._rows = None, []
-            return
-        columns = list(result[0].keys()) if result else ['x']
-        self.description = [(c,) for c in columns]
-        self._rows = [tuple(row[c] for c in columns) for row in result]
-
-    def fetchall(self):
-        return list(self._rows)
-
-
-class FakeConn(object):
-    def __init__(self, db):
-        self.db = db
-        self.connection = None   # psycopg.sql renders a Composed against it without a server
-        self.adapters = None
-
-    def cursor(self):
-        return FakeCursor(self.db)
-
-    def close(self):
-        self.db.closed = True
-
-
-class FakeDB(object):
+class MaintenanceDB(FakeDB):
     def __init__(self, relations=None, fail_on=None):
-        self.executed = []
-        self.closed = False
         relations = relations if relations is not None else {('public', 'ohlcv_data'): 'p', ('public', 'idx'): 'i',
                                                              ('public', HOSTILE): 'r'}
 
@@ -176,7 +134,7 @@ class FakeDB(object):
         def maintenance(params):
             return psycopg.errors.LockNotAvailable('canceling statement due to lock timeout') if fail_on else None
 
-        self.rules = [
+        super(MaintenanceDB, self).__init__([
             ('set_config(', [{'set_config': '0'}]),
             ('current_database() AS database', [{'database': 'quant_platform'}]),
             ('WHERE n.nspname = %s AND c.relname = %s', lookup),
@@ -184,7 +142,7 @@ class FakeDB(object):
             ('pg_catalog.pg_index x', [index_row('bloated_pkey', table='bloated', pages=3000)]),
             (fail_on or '\x00never', maintenance),
             ('VACUUM', None), ('ANALYZE', None), ('REINDEX', None),
-        ]
+        ])
 
     def maintenance(self):
         return [t for t, p in self.executed if t.split(' ')[0] in ('VACUUM', 'ANALYZE', 'REINDEX')]
@@ -192,37 +150,14 @@ class FakeDB(object):
 
 @pytest.fixture
 def fake_db(monkeypatch):
-    def install(**kw):
-        db = FakeDB(**kw)
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: FakeConn(db))
-        return db
-    return install
+    return lambda **kw: MaintenanceDB(**kw).install(monkeypatch, mod)
 
 
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
+no_connect = connect_refused(mod)
 
 
-def run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
-            mod.main()
-    return e.value
-
-
-def run_ok(args):
-    res = run(args)
-    assert isinstance(res, AnsibleExitJson), res.result
-    return res.result
-
-
-def run_fail(args):
-    res = run(args)
-    assert isinstance(res, AnsibleFailJson), res.result
-    return res.result
+run_ok = functools.partial(module_ok, mod.main)
+run_fail = functools.partial(module_fail, mod.main)
 
 
 @pytest.mark.parametrize('args, fragment', [
@@ -294,11 +229,4 @@ def test_a_failing_statement_does_not_stop_the_others_and_fails_the_module(fake_
 
 
 def test_documentation_options_match_the_argument_spec():
-    import yaml
-    doc = yaml.safe_load(mod.DOCUMENTATION)
-    spec = mod.argument_spec()
-    own = set(spec) - set(mod.postgres_common_argument_spec())
-    assert own == set(doc['options'])
-    for name in own:
-        assert doc['options'][name].get('default') == spec[name].get('default'), name
-        assert doc['options'][name]['type'] == spec[name]['type'], name
+    assert_options_documented(mod)

@@ -3,7 +3,7 @@
 """Unit tests of postgresql_sessions and module_utils/sessions.py: the selection rules, the exclusions,
 the cap, check mode and option validation.
 
-The database is scripted (FakeConn below: substring of the query -> rows), because these tests
+The database is scripted (utils.FakeDB: substring of the query -> rows), because these tests
 check which pids the module decides to signal and with which statement; the real server is
 exercised by the runbooks scenario (molecule/runbooks, seed_sessions.yml and tests/test_sessions.py).
 """
@@ -13,13 +13,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import functools
 
 import pytest
 
 
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 from ansible_collections.quantops.platform.plugins.modules import postgresql_sessions as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
+    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -162,56 +164,16 @@ def test_validate_rules_rejects_bad_thresholds(rules, fragment):
 
 # --- the module ------------------------------------------------------------------------
 
-class FakeCursor(object):
-    def __init__(self, db):
-        self.db = db
-        self.description = None
-        self._rows = []
-
-    def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
-        self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
-                break
-        else:
-            raise AssertionError('unexpected query: %s' % text)
-        if callable(result):
-            result = result(params)
-        if result is None:
-            self.description, self._rows = None, []
-            return
-        columns = list(result[0].keys()) if result else ['x']
-        self.description = [(c,) for c in columns]
-        self._rows = [tuple(row[c] for c in columns) for row in result]
-
-    def fetchall(self):
-        return list(self._rows)
-
-
-class FakeConn(object):
-    def __init__(self, db):
-        self.db = db
-
-    def cursor(self):
-        return FakeCursor(self.db)
-
-    def close(self):
-        self.db.closed = True
-
-
-class FakeDB(object):
+class SessionsDB(FakeDB):
     def __init__(self, rows=None, signal=True):
-        self.executed = []
-        self.closed = False
-        self.rules = [
+        super(SessionsDB, self).__init__([
             ("set_config('statement_timeout'", [{'set_config': '30000'}]),
             ("current_setting('max_connections')", [{'max_connections': 100, 'superuser_reserved': 3, 'reserved': 0,
                                                      'version_num': 170002, 'database': 'quant_platform'}]),
             ('pg_terminate_backend', lambda params: [{'done': signal}] if signal is not None else []),
             ('pg_cancel_backend', lambda params: [{'done': signal}] if signal is not None else []),
             ('FROM pg_catalog.pg_stat_activity a ORDER BY', [dict(r) for r in (rows or SAMPLE)]),
-        ]
+        ])
 
     def signals(self):
         return [(t, p) for t, p in self.executed if 'backend(a.pid' in t]
@@ -219,37 +181,14 @@ class FakeDB(object):
 
 @pytest.fixture
 def fake_db(monkeypatch):
-    def install(**kw):
-        db = FakeDB(**kw)
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: FakeConn(db))
-        return db
-    return install
+    return lambda **kw: SessionsDB(**kw).install(monkeypatch, mod)
 
 
-@pytest.fixture
-def no_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
+no_connect = connect_refused(mod)
 
 
-def run(args):
-    with patch_module_args(args):
-        with pytest.raises((AnsibleExitJson, AnsibleFailJson)) as e:
-            mod.main()
-    return e.value
-
-
-def run_ok(args):
-    res = run(args)
-    assert isinstance(res, AnsibleExitJson), res.result
-    return res.result
-
-
-def run_fail(args):
-    res = run(args)
-    assert isinstance(res, AnsibleFailJson), res.result
-    return res.result
+run_ok = functools.partial(module_ok, mod.main)
+run_fail = functools.partial(module_fail, mod.main)
 
 
 @pytest.mark.parametrize('args, fragment', [
@@ -331,11 +270,4 @@ def test_hostile_names_are_only_compared_never_sent(fake_db):
 
 
 def test_documentation_options_match_the_argument_spec():
-    import yaml
-    doc = yaml.safe_load(mod.DOCUMENTATION)
-    spec = mod.argument_spec()
-    own = set(spec) - set(mod.postgres_common_argument_spec())
-    assert own == set(doc['options'])
-    for name in own:
-        assert doc['options'][name].get('default') == spec[name].get('default'), name
-        assert doc['options'][name]['type'] == spec[name]['type'], name
+    assert_options_documented(mod)

@@ -18,24 +18,17 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_chunks as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleFailJson, patch_module_args
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import connect_refused, module_fail
 
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
-@pytest.fixture(autouse=True)
-def refuse_connect(monkeypatch):
-    def refuse(module, autocommit=True):
-        raise AssertionError('the module connected although its options were invalid')
-    monkeypatch.setattr(mod, 'connect', refuse)
+no_connect = connect_refused(mod, autouse=True)
 
 
 def fail_of(args):
-    with patch_module_args(args):
-        with pytest.raises(AnsibleFailJson) as e:
-            mod.main()
-    return e.value.result['msg']
+    return module_fail(mod.main, args)['msg']
 
 
 @pytest.mark.parametrize('args, fragment', [
