@@ -7,12 +7,15 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Molecule writes an ansible.cfg of its own: the test bed's connection plugin
+# (podman_nsenter) is found through the environment there.
+export ANSIBLE_CONNECTION_PLUGINS := $(CURDIR)/tests/testbed/connection_plugins
 export ANSIBLE_FORCE_COLOR ?= 0
 LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule clean
+.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule bench bench-backup bench-data-quality clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -81,6 +84,24 @@ molecule: bootstrap market-data
 	for scenario in $(MOLECULE_SCENARIOS); do \
 	  ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s $$scenario || exit 1; \
 	done
+
+# Benchmarks (not part of make test; results in bench/results/*.json):
+#   bench-backup        pgBackRest backup/restore MB/s on two containers of its own,
+#                       the lab data plus BENCH_BACKUP_MB of generated rows, dd as
+#                       the disk reference, and the restore drill's RTO/RPO
+#   bench-data-quality  ohlcv_data_quality vs seed 002's SQL on a generated
+#                       BENCH_DQ_ROWS-row hypertable in the lab's db1 (make lab first)
+BENCH_BACKUP_MB ?= 2048
+BENCH_DQ_ROWS ?= 10000000
+bench: bench-backup bench-data-quality
+
+bench-backup: bootstrap market-data
+	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB)
+
+bench-data-quality: bootstrap
+	@podman container exists db1 || { echo "bench-data-quality runs on the lab's db1: run make lab first" >&2; exit 1; }
+	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --password-file .lab/secrets/quant_app \
+	  --host $$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' db1)
 
 clean:
 	rm -rf .build .cache/ansible-test
