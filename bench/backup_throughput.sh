@@ -62,6 +62,7 @@ python3 - "$ROOT/molecule/backup_restore/molecule.yml" "$WORK" <<'PY'
 import sys, yaml
 scenario, work = sys.argv[1], sys.argv[2]
 gv = yaml.safe_load(open(scenario))['provisioner']['inventory']['group_vars']
+gv['all']['ansible_connection'] = 'podman_nsenter'  # the test bed's connection (ansible.cfg)
 text = yaml.safe_dump(gv['all']).replace('${MOLECULE_EPHEMERAL_DIRECTORY}', work)
 open(work + '/inventory/group_vars/all.yml', 'w').write(text)
 open(work + '/inventory/group_vars/database.yml', 'w').write(yaml.safe_dump(gv['database']))

@@ -92,19 +92,20 @@ def test_hostile_identifiers_are_quoted_in_every_query():
                                       price_columns={'open': 'o;', 'high': 'h', 'low': 'l', 'close': "c'"},
                                       fix=True, regions=["K'R"], since='2024-01-01'))
     quoted = '"""; DROP TABLE x; --"'
+    hostile_series = [["'; DROP TABLE y; --", 'US']]
+    ranges = [(datetime.date(2024, 1, 1), datetime.date(2024, 1, 3))]
+    sessions = [datetime.date(2024, 1, 2)]
     for query in (dq.duplicates_query(opts), dq.duplicate_rows_query(opts), dq.duplicate_rows_query(opts, True),
                   dq.null_prices_query(opts), dq.invariants_query(opts), dq.outliers_query(opts),
                   dq.series_query(opts), dq.count_query(opts),
-                  dq.missing_sessions_query(opts, [["'; DROP TABLE y; --", 'US']], [(datetime.date(2024, 1, 1), datetime.date(2024, 1, 3))],
-                                  [datetime.date(2024, 1, 2)]),
+                  dq.missing_sessions_query(opts, hostile_series, ranges, sessions),
                   dq.gaps_query(opts, ['a', 'US'], 3)):
         text = _sql(query)
         assert quoted in text
         # The hostile text never appears unquoted: every occurrence is inside the doubled quotes.
         assert text.count('; DROP TABLE x; --') == text.count(quoted)
         assert '"d""ate"' in text
-    text = _sql(dq.missing_sessions_query(opts, [["'; DROP TABLE y; --", 'US']], [(datetime.date(2024, 1, 1), datetime.date(2024, 1, 3))],
-                                  [datetime.date(2024, 1, 2)]))
+    text = _sql(dq.missing_sessions_query(opts, hostile_series, ranges, sessions))
     # a value is an element of a typed array literal, its quote doubled
     assert """'{"''; DROP TABLE y; --"}'::text[]""" in text
 
