@@ -85,8 +85,12 @@ options:
       - A daily run sets it to a few days back so that only the newest chunks are read.
     type: str
   until:
-    description: Day after the last day checked (ISO date, exclusive). Empty means up to the last row.
+    description:
+      - Day after the last day checked (ISO date, exclusive). Empty means up to the last row.
+      - The alias O(before) keeps playbooks clear of the task keyword C(until), which linters read as a
+        condition.
     type: str
+    aliases: [before]
   regions:
     description: Check only series whose O(region_column) is one of these. Empty means every region.
     type: list
@@ -362,7 +366,7 @@ def argument_spec():
         volume_column=dict(type='str', default='volume'),
         created_at_column=dict(type='str', default='created_at'),
         since=dict(type='str'),
-        until=dict(type='str'),
+        until=dict(type='str', aliases=['before']),
         regions=dict(type='list', elements='str', default=[]),
         checks=dict(type='list', elements='str', choices=dq.CHECK_NAMES, default=list(dq.CHECK_NAMES)),
         calendars=dict(type='dict'),
