@@ -254,12 +254,16 @@ class ValueArray(list):
     has an operator without a cast.
     """
 
+    def is_text(self):
+        """Only strings (or NULLs): psycopg leaves such an array literal untyped, so it gets ::text[]."""
+        return all(v is None or isinstance(v, str) for v in self)
+
 
 def _compose_literal(sql, value):
     if isinstance(value, RegionList):
         return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
     if isinstance(value, ValueArray):
-        if all(v is None or isinstance(v, str) for v in value):  # psycopg leaves a str array untyped
+        if value.is_text():
             return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
         return sql.Literal(list(value))
     if isinstance(value, (list, tuple)):
@@ -274,7 +278,7 @@ def _pure_compose_literal(value):
         items = ['"%s"' % v.replace('\\', '\\\\').replace('"', '\\"').replace("'", "''") for v in value]
         return "'{%s}'::text[]" % ','.join(items)
     if isinstance(value, ValueArray):
-        cast = '::text[]' if all(v is None or isinstance(v, str) for v in value) else ''
+        cast = '::text[]' if value.is_text() else ''
         return 'ARRAY[%s]%s' % (', '.join(pure_literal(v) for v in value), cast)
     return pure_literal(value)
 
@@ -445,13 +449,13 @@ def missing_sessions_query(opts, key_values, ranges, sessions):
 
     ``key_values`` is a list of key tuples (one per series, in key_columns order), ``ranges`` the
     (first, last) dates each series is judged over (inclusive), ``sessions`` the calendar's
-    sessions over the union of the ranges.  One statement per calendar instead of one per
-    series: the hypertable is planned once, and the constant bounds of the union let
-    TimescaleDB exclude every chunk outside it at plan time.  Returns ``series`` (the index
+    sessions over the union of the ranges (sorted, not empty).  One statement per calendar
+    instead of one per series: the hypertable is planned once, and the first and last session
+    as constant bounds let TimescaleDB exclude every chunk outside them at plan time.  Returns ``series`` (the index
     into ``key_values``) and ``time`` (the missing session), ordered by both.
     """
     idents = {'tbl': (opts['schema'], opts['table']), 't': opts['time_column']}
-    literals = {'sessions': list(sessions), 'lo': min(r[0] for r in ranges), 'hi': max(r[1] for r in ranges),
+    literals = {'sessions': list(sessions), 'lo': sessions[0], 'hi': sessions[-1],
                 'idx': ValueArray(range(len(key_values))), 'first': [r[0] for r in ranges],
                 'last': [r[1] for r in ranges]}
     conds, arrays, names = [], [], []

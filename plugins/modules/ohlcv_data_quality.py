@@ -539,9 +539,12 @@ class DataQuality(object):
             plan.append({'key': key, 'entry': entry, 'code': code, 'covered': covered,
                          'fallback': fallback, 'gap_days': gap_days})
         # Second pass: one anti-join per calendar over all the series it judges.
+        members_by_code = {}
+        for i, p in enumerate(plan):
+            if p['covered'] is not None:
+                members_by_code.setdefault(p['code'], []).append(i)
         missing_by_series = {}
-        for code in sorted({p['code'] for p in plan if p['covered'] is not None}):
-            members = [i for i, p in enumerate(plan) if p['covered'] is not None and p['code'] == code]
+        for code, members in sorted(members_by_code.items()):
             ranges = [plan[i]['covered'] for i in members]
             lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
             sessions = [d for d in calendars[code]['sessions'] if lo <= d <= hi]
