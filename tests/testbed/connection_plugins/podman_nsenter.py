@@ -35,6 +35,7 @@ DOCUMENTATION = """
         default: inventory_hostname
         vars:
           - name: ansible_host
+          - name: inventory_hostname
       remote_user:
         description: Must be unset or C(root); use become for other users.
         vars:
