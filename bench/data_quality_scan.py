@@ -5,7 +5,8 @@
 1. Generates an OHLCV hypertable of --rows rows (default 10 000 000) in schema --schema of the target
    database, entirely on the server (generate_series; nothing is sent from Python): --series tickers
    of region US, one bar per weekday going back from 2024-12-31, 3-month chunks like the platform
-   schema, the seed's index (ticker, region, date DESC), 0.01 % duplicated rows and a few NULL prices.
+   schema, the seed's index (ticker, region, date DESC), and seeded problems: 0.01 % duplicated rows,
+   0.001 % NULL closes, 0.002 % deleted bars (missing trading days), 0.001 % price spikes (outliers).
    An existing table of the same size is reused (--regenerate to rebuild it).
 2. Times seed 002's three queries exactly as the guide writes them (Missing Date Detection, Z-Score
    Outlier Detection, Find Duplicates; the guide has no SQL for NULL prices or OHLC rules), each
@@ -129,6 +130,11 @@ def generate(conn, schema, rows, series, regenerate):
                             'SELECT ticker, region, date, open, high, low, close, volume, created_at + INTERVAL \'1 hour\' '
                             'FROM {t} WHERE random() < 0.0001').format(t=table))
         cur.execute(sql.SQL('UPDATE {t} SET close = NULL WHERE random() < 0.00001').format(t=table))
+        # Seeded problems for both scans to find: 0.002 % of bars deleted (missing trading days; the seed's
+        # "gap > 3 days" sees only a deleted Monday or Friday) and 0.001 % of closes multiplied by 1.5 (a
+        # +50 % return followed by a -33 % one: two z-score outliers each).
+        cur.execute(sql.SQL('DELETE FROM {t} WHERE random() < 0.00002').format(t=table))
+        cur.execute(sql.SQL('UPDATE {t} SET close = close * 1.5 WHERE random() < 0.00001').format(t=table))
         cur.execute(sql.SQL('CREATE INDEX ON {} (ticker, region, date DESC)').format(table))
         cur.execute(sql.SQL('ANALYZE {}').format(table))
         cur.execute(sql.SQL('SELECT count(*) FROM {}').format(table))
@@ -153,13 +159,15 @@ def time_seed(conn, schema):
 
 def time_module(args, password, since=None):
     module_args = {
-        'login_host': args.host, 'login_port': args.port, 'login_user': args.user, 'login_password': password,
+        'login_host': args.host, 'login_port': args.port, 'login_user': args.user,
         'login_db': args.dbname, 'schema': args.schema, 'table': 'ohlcv_data', 'query_timeout': 0,
         'max_findings': 10,
     }
     if since:
         module_args['since'] = since
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+    # The password goes through libpq's PGPASSWORD (the module leaves an empty login_password out), so it
+    # never appears in the process list.
+    env = dict(os.environ, PGPASSWORD=password, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
     ansible = os.path.join(os.path.dirname(sys.executable), 'ansible')
     started = time.time()
@@ -199,6 +207,7 @@ def main():
                     "current_setting('timescaledb.license', true), current_setting('shared_buffers'), "
                     "current_setting('work_mem')")
         version, tsdb, license_name, shared_buffers, work_mem = cur.fetchone()
+    load_start = [round(x, 2) for x in os.getloadavg()]
     print('generating %d rows ...' % args.rows, flush=True)
     gen = generate(conn, args.schema, args.rows, args.series, args.regenerate)
     print('generation: %s' % gen, flush=True)
@@ -218,7 +227,8 @@ def main():
         'benchmark': 'data-quality scan: quantops.platform.ohlcv_data_quality vs seed 002 SQL as written',
         'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
         'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
-                    'note': 'shared 2-core host, other jobs running; the database ran in a podman container (--memory=2g)'},
+                    'load_average_at_start': load_start, 'load_average_at_end': [round(x, 2) for x in os.getloadavg()],
+                    'note': 'the database ran in the lab container db1 (podman, --memory=2g) on this host'},
         'server': {'version': version, 'timescaledb': tsdb, 'license': license_name, 'shared_buffers': shared_buffers,
                    'work_mem': work_mem},
         'data': {'rows': gen['rows'], 'rows_requested': args.rows, 'series': args.series, 'chunks': chunks,
@@ -228,7 +238,11 @@ def main():
         'module_last_7_days': daily,
         'notes': [
             'seed_002_sql runs 3 queries (gaps > 3 days, z-score > 3.0, duplicates); the module runs 5 checks '
-            '(plus NULL prices and OHLC rules) and the missing-day check per series against the XNYS calendar.',
+            '(plus NULL prices and OHLC rules) and judges missing days against the XNYS calendar.',
+            'Findings differ by design: the seed counts a gap only when more than 3 calendar days pass (a deleted '
+            'Tuesday-Thursday bar is invisible to it) and cannot tell a holiday from a missing session; the module '
+            'reports each missing XNYS session. The generated bars include US holidays (every weekday), which '
+            'the calendar check ignores. Duplicates: the seed lists (ticker, region, date) groups, the module too.',
             'module timings are measured inside the module (psycopg round trips included); wall time adds the '
             'ansible process start and the exchange_calendars import.',
             "seed 002's missing-date query selects current_date, which PostgreSQL reads as the CURRENT_DATE "
