@@ -30,8 +30,10 @@ def psql(host, sql, db="quant_platform", port=5432):
     return cmd.stdout.strip()
 
 
-def backrest_info(host=REPO):
-    cmd = host.run("runuser -u postgres -- pgbackrest --stanza=main --output=json info")
+def backrest_info(host=REPO, repo=None):
+    """pgbackrest info of stanza main: every repository, or only repo N."""
+    opt = " --repo=%d" % repo if repo else ""
+    cmd = host.run("runuser -u postgres -- pgbackrest --stanza=main%s --output=json info" % opt)
     assert cmd.rc == 0, cmd.stderr
     return json.loads(cmd.stdout)[0]
 
@@ -201,7 +203,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
 # --- faults -------------------------------------------------------------------------------------
 
 def test_kill_postmaster_during_backup_fails_the_job_and_earlier_backups_still_restore():
-    labels_before = [b["label"] for b in backrest_info()["backup"]]
+    labels_before = [b["label"] for b in backrest_info(repo=1)["backup"]]
     REPO.run("systemctl reset-failed 'quantops-pgbackrest-backup@main:full.service'")
     assert REPO.run("systemctl start --no-block 'quantops-pgbackrest-backup@main:full.service'").rc == 0
     # Wait until pgBackRest has started the backup on the database (pg_backup_start), then kill -9 the postmaster.
@@ -222,14 +224,15 @@ def test_kill_postmaster_during_backup_fails_the_job_and_earlier_backups_still_r
     # Bring PostgreSQL back; the earlier backups are intact and the drill still passes.
     assert DB.run("systemctl start postgresql@17-main").rc == 0
     DB.run("runuser -u postgres -- psql -XAtq -d postgres -c 'SELECT 1'")
-    info = backrest_info()
+    info = backrest_info(repo=1)
     assert [b["label"] for b in info["backup"]] == labels_before
     drill = playbook("verify.yml")
     assert drill.returncode == 0, drill.stdout[-3000:]
 
 
 def test_full_backup_disk_fails_cleanly_and_retention_deletes_nothing():
-    labels_before = [b["label"] for b in backrest_info()["backup"]]
+    labels_before = [b["label"] for b in backrest_info(repo=1)["backup"]]
+    offsite_before = [b["label"] for b in backrest_info(repo=2)["backup"]]
     avail = int(REPO.run("df --output=avail -B1 /var/lib/pgbackrest | tail -1").stdout.strip())
     assert REPO.run("fallocate -l %s /var/lib/pgbackrest/qp-br-filler", str(max(avail - 2 * 1024 * 1024, 0))).rc == 0
     try:
@@ -241,8 +244,61 @@ def test_full_backup_disk_fails_cleanly_and_retention_deletes_nothing():
         assert "unable to write" in log or "No space left on device" in log
         text = prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
         assert metric(text, "quantops_backup_last_exit_status", type="full") != 0
+        # repo1 full does not stop the offsite copy: the same run still backed up to repo2.
+        assert metric(text_offsite(), "quantops_backup_last_exit_status", type="full") == 0
     finally:
         REPO.run("rm -f /var/lib/pgbackrest/qp-br-filler")
-    info = backrest_info()
+    info = backrest_info(repo=1)
     assert [b["label"] for b in info["backup"]] == labels_before, "retention must not expire anything after a failed backup"
     assert info["status"]["code"] == 0
+    offsite = [b["label"] for b in backrest_info(repo=2)["backup"]]
+    assert offsite[-1] not in offsite_before and set(offsite[:-1]) <= set(offsite_before)
+
+
+# --- repo2: the offsite S3 repository (moto's S3 server on qp-br-repo, see prepare.yml) ---------
+
+def text_offsite():
+    return prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main_repo2.prom")
+
+
+def test_offsite_s3_repository_holds_encrypted_backups_and_wal():
+    info = backrest_info(repo=2)
+    assert info["status"]["code"] == 0, info["status"]
+    repo2 = [r for r in info["repo"] if r["key"] == 2][0]
+    assert repo2["cipher"] == "aes-256-cbc" and repo2["status"]["code"] == 0
+    assert any(b["type"] == "full" and b["database"]["repo-key"] == 2 for b in info["backup"])
+    # The database host pushes WAL to S3 itself: pgbackrest check switches WAL and waits until the
+    # segment is in every repository; then both archives end at the same segment.
+    check = REPO.run("runuser -u postgres -- pgbackrest --stanza=main check")
+    assert check.rc == 0, check.stderr + check.stdout
+    archive = backrest_info()["archive"]
+    newest = {a["database"]["repo-key"]: a["max"] for a in archive if a["database"]["id"] == max(b["database"]["id"] for b in archive)}
+    assert newest.get(2) and newest.get(2) == newest.get(1), archive
+    for host in (DB, REPO):
+        conf = host.file("/etc/pgbackrest.conf").content_string
+        assert "repo2-type=s3" in conf and "repo2-storage-ca-file=/etc/pgbackrest-s3-ca.crt" in conf
+    # Each scheduled run reports repo2 as a target of its own, successful.
+    assert metric(text_offsite(), "quantops_backup_last_exit_status", type="full") == 0
+    assert metric(text_offsite(), "quantops_backup_size_bytes", type="full") > 0
+
+
+def test_restore_from_the_offsite_repository_gives_the_same_rows():
+    """playbooks/backup/restore.yml -e restore_repo=2: the newest S3 backup and its WAL into a scratch cluster."""
+    port = "5499"
+    try:
+        run = playbook("restore.yml", "-e", "restore_repo=2", "-e", "restore_scratch_port=" + port)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "from repo2" in run.stdout
+        assert psql(DB, "SELECT pg_is_in_recovery()", port=port) == "f"
+        for table in ("ohlcv_data", "public.qp_backup_markers"):
+            assert psql(DB, "SELECT count(*) FROM " + table, port=port) == psql(DB, "SELECT count(*) FROM " + table)
+    finally:
+        cleanup = playbook("restore.yml", "-e", "restore_cleanup_only=true", "-e", "restore_scratch_port=" + port)
+    assert cleanup.returncode == 0, cleanup.stdout[-2000:]
+    assert DB.run("runuser -u postgres -- psql -XAtq -p %s -c 'SELECT 1'", port).rc != 0
+
+
+def test_restore_from_a_repository_that_is_not_a_number_is_refused():
+    run = playbook("restore.yml", "-e", "restore_repo=s3")
+    assert run.returncode != 0
+    assert "restore_repo must be a pgBackRest repository number" in run.stdout
