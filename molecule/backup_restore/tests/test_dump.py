@@ -179,6 +179,39 @@ def test_enospc_during_the_dump_fails_cleanly_and_deletes_nothing():
     assert metric(DB.file(PROM).content_string, "quantops_backup_last_exit_status", type="dump") == 0
 
 
+# --- offsite copy (seed 002 weekly S3 upload; rclone to moto's S3 server, prepare.yml) -----------
+
+RCLONE = "rclone --config /etc/quantops-rclone.conf --ca-cert /etc/pgbackrest-s3-ca.crt"
+
+
+def test_offsite_copy_holds_the_newest_dump_and_its_checksum_byte_for_byte():
+    newest = dumps()[-1]
+    listed = DB.run("%s lsf moto:qp-dumps/pg_dump" % RCLONE)
+    assert listed.rc == 0, listed.stderr
+    assert newest in listed.stdout.split() and newest + ".sha256" in listed.stdout.split()
+    local = DB.file("%s/%s.sha256" % (DUMP_DIR, newest)).content_string.split()[0]
+    remote = DB.run("set -o pipefail; %s cat moto:qp-dumps/pg_dump/%s | sha256sum" % (RCLONE, newest))
+    assert remote.rc == 0, remote.stderr
+    assert remote.stdout.split()[0] == local
+    remote_sum = DB.run("%s cat moto:qp-dumps/pg_dump/%s.sha256" % (RCLONE, newest))
+    assert remote_sum.stdout.split()[0] == local
+    # the configuration tarballs go the same way
+    assert [n for n in listed.stdout.split() if n.startswith("postgresql-config_") and n.endswith(".tar.gz")]
+
+
+def test_unreachable_offsite_fails_the_job_and_keeps_the_verified_local_dump():
+    fault = result("offsite_fault.json")
+    assert fault["rc"] == 6
+    assert any("offsite copy of" in line and "moto-down:qp-dumps/pg_dump" in line and "failed" in line
+               for line in fault["stdout"])
+    assert metric(fault["metrics"], "quantops_backup_last_exit_status", type="dump") == 6
+    # the dump was written and verified before the copy was tried, and is kept
+    assert fault["check_rc"] == 0, fault["left"]
+    kept = [n for n in fault["left"] if STAMP.match(n)]
+    assert len(kept) == 1 and kept[0] + ".sha256" in fault["left"]
+    assert any(line.endswith(": OK") for line in fault["left"])
+
+
 # --- refusals: nothing changes ------------------------------------------------------------------
 
 @pytest.fixture()
