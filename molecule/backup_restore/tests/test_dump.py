@@ -212,6 +212,23 @@ def test_unreachable_offsite_fails_the_job_and_keeps_the_verified_local_dump():
     assert any(line.endswith(": OK") for line in fault["left"])
 
 
+def test_aws_cli_offsite_copy_holds_the_dump_and_its_checksum_byte_for_byte():
+    """aws s3 cp (the role's default tool) to moto's S3 server; read back with rclone, the other tool."""
+    run = result("offsite_aws.json")
+    assert run["rc"] == 0, run["stdout"]
+    local = sorted(n for n in DB.run("ls -1 %s", run["dir"]).stdout.split() if STAMP.match(n))
+    assert len(local) == 1
+    newest = local[0]
+    assert any("offsite copy:" in line and "s3://qp-dumps/pg_dump-aws/" + newest in line for line in run["stdout"])
+    listed = DB.run("%s lsf moto:qp-dumps/pg_dump-aws" % RCLONE)
+    assert listed.rc == 0, listed.stderr
+    assert newest in listed.stdout.split() and newest + ".sha256" in listed.stdout.split()
+    digest = DB.file("%s/%s.sha256" % (run["dir"], newest)).content_string.split()[0]
+    remote = DB.run("set -o pipefail; %s cat moto:qp-dumps/pg_dump-aws/%s | sha256sum" % (RCLONE, newest))
+    assert remote.rc == 0, remote.stderr
+    assert remote.stdout.split()[0] == digest
+
+
 # --- refusals: nothing changes ------------------------------------------------------------------
 
 @pytest.fixture()
