@@ -15,7 +15,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit promtool lint sanity molecule bench bench-backup bench-data-quality clean
+.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -56,10 +56,16 @@ lab-down: venv
 test: test-quick molecule
 
 # promtool first: it unpacks the promtool a unit test of the backup metrics uses.
-test-quick: promtool unit lint sanity
+test-quick: promtool unit packaging lint sanity
 
 unit: venv
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+
+# The collection as users install it: build the tarball, install it with only
+# its declared dependencies, ansible-doc every plugin and role, syntax-check
+# every shipped playbook by FQCN (tests/packaging).
+packaging: venv
+	$(BIN)/pytest tests/packaging -q -p no:cacheprovider
 
 # Every alerting/recording rule and its promtool unit tests (tests/promtool).
 promtool: host venv
