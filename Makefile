@@ -88,6 +88,7 @@ sanity: venv
 MOLECULE_SCENARIOS ?= default backup_restore runbooks
 molecule: bootstrap market-data
 	for scenario in $(MOLECULE_SCENARIOS); do \
+	  podman rm -f qp-$$scenario-probe >/dev/null 2>&1 || true; \
 	  ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s $$scenario || exit 1; \
 	done
 
