@@ -109,7 +109,7 @@ EXAMPLES = r'''
 - name: Bring it to the controller
   ansible.builtin.fetch:
     src: "{{ snapshot.path }}"
-    dest: "{{ playbook_dir }}/../../reports/"
+    dest: "{{ incident_reports_dir }}/"
     flat: true
   become: true
 
