@@ -16,7 +16,7 @@ version_added: 0.1.0
 description:
   - Collects what seed 002 I(Incident Response Workflow, 3. Investigation) gathers by hand - C(pg_stat_activity),
     the top statements of C(pg_stat_statements) by total time (seed - C(ORDER BY total_exec_time DESC LIMIT 50))
-    - and more - the top statements by mean time, the lock-wait tree (C(pg_blocking_pids())), the settings not
+    - and more - the top statements by mean time, the lock-wait tree (C(pg_blocking_pids)), the settings not
     at their default, the size of every database and the last lines of the server log - and writes each as a
     JSON file into one C(.tar.gz) archive at O(path) on the target. Fetch it to the controller with
     M(ansible.builtin.fetch).
@@ -55,7 +55,7 @@ options:
   log_file:
     description:
       - Server log file to read the last lines of.
-      - Default - the file C(pg_current_logfile()) names (when C(logging_collector) is on; relative names are taken
+      - Default - the file C(pg_current_logfile) names (when C(logging_collector) is on; relative names are taken
         from C(data_directory)), else Debian's C(/var/log/postgresql/postgresql-<major>-main.log).
       - Read by the module on the target with a plain file read, as the user the task runs as (C(postgres) can read
         Debian's log files).
@@ -84,7 +84,7 @@ attributes:
     platforms: posix
 notes:
   - "Privileges: a superuser or a member of C(pg_monitor) sees every session's query and state, every statement of
-    C(pg_stat_statements) and C(pg_current_logfile()); others see their own only."
+    C(pg_stat_statements) and C(pg_current_logfile); others see their own only."
   - "C(pg_stat_statements) must be in C(shared_preload_libraries) and created in O(login_db); when it is not, both
     rankings are empty and RV(errors) says so. The statement texts are kept: treat the archive as confidential."
   - The database is only read; the archive is the only thing written, so C(changed) is true whenever it is.

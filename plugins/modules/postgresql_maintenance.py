@@ -14,10 +14,10 @@ module: postgresql_maintenance
 short_description: VACUUM (ANALYZE), ANALYZE and REINDEX CONCURRENTLY for tables and indexes that need it
 version_added: 0.1.0
 description:
-  - Runs the maintenance statements of seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM (ANALYZE)) of the
+  - Runs the maintenance statements of seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM) with C(ANALYZE) of the
     large tables, C(REINDEX INDEX CONCURRENTLY) of bloated indexes) and of I(Troubleshooting, Issue 1) (C(ANALYZE)),
     on relations named in O(tables), O(indexes) and O(reindex_tables), or chosen automatically (O(auto_select)).
-  - "Tables are chosen by their dead-tuple ratio C(n_dead_tup / (n_live_tup + n_dead_tup)) from
+  - "Tables are chosen by their dead-tuple ratio C(n_dead_tup) divided by the sum of C(n_live_tup) and C(n_dead_tup) from
     C(pg_stat_user_tables): selected when the ratio is >= O(dead_tuple_ratio) and there are at least
     O(min_dead_tuples) dead tuples. TimescaleDB chunks are tables of their own in C(pg_stat_user_tables) and
     are chosen one by one."
@@ -41,8 +41,8 @@ description:
 options:
   operations:
     description:
-      - What to run. C(vacuum_analyze) is C(VACUUM (ANALYZE)); C(vacuum) and C(analyze) alone are the plain
-        statements (both together are run as one C(VACUUM (ANALYZE))). They apply to the tables.
+      - What to run. C(vacuum_analyze) is C(VACUUM) with the C(ANALYZE) option; C(vacuum) and C(analyze) alone are the plain
+        statements (both together are run as one C(VACUUM) with C(ANALYZE)). They apply to the tables.
       - C(reindex) rebuilds the indexes (O(indexes) and the selected ones) with C(REINDEX INDEX) and the tables of
         O(reindex_tables) with C(REINDEX TABLE).
       - C(analyze) with neither O(tables) nor O(auto_select) runs a database-wide C(ANALYZE), as seed 002's monthly

@@ -19,12 +19,12 @@ description:
     then lists them (O(mode=list)), cancels their running statement (O(mode=cancel), C(pg_cancel_backend)) or
     terminates them (O(mode=terminate), C(pg_terminate_backend)).
   - "The rules are those of the seeds: seed 002 I(Troubleshooting, Issue 3: Connection Pool Exhaustion)
-    closes connections idle for more than 10 minutes (C(state = 'idle' AND state_change < now() - 10 min));
+    closes connections idle for more than 10 minutes (state C(idle) and C(state_change) more than 10 minutes ago);
     seed 003 I(Runbook 3: Database Performance Issues) kills queries active for more than 5 minutes
-    (C(state = 'active' AND query_start < now() - 5 min)) and lists the blocked/blocking pairs of C(pg_locks),
-    read here with C(pg_blocking_pids())."
+    (state C(active) and C(query_start) more than 5 minutes ago) and lists the blocked/blocking pairs of C(pg_locks),
+    read here with C(pg_blocking_pids)."
   - Never a candidate, whatever the rules say, in this order - the module's own backend
-    (C(pg_backend_pid())); every backend whose C(backend_type) is not C(client backend) (walsenders of
+    (C(pg_backend_pid)); every backend whose C(backend_type) is not C(client backend) (walsenders of
     replication, autovacuum, logical replication and parallel workers, the TimescaleDB scheduler and other
     background workers); sessions of other databases than O(databases); sessions of O(exclude_users) and
     O(exclude_applications).
@@ -39,10 +39,10 @@ options:
   mode:
     description:
       - C(list) selects and returns the sessions and changes nothing.
-      - C(cancel) runs C(pg_cancel_backend(pid)) on each selected session, which stops the running statement
+      - C(cancel) runs C(pg_cancel_backend) with its pid on each selected session, which stops the running statement
         but keeps the connection; it has no effect on an idle session, so it cannot be combined with
         O(idle_longer_than) or O(idle_in_transaction_longer_than).
-      - C(terminate) runs C(pg_terminate_backend(pid, timeout)) on each selected session, ending the connection
+      - C(terminate) runs C(pg_terminate_backend) with its pid and O(terminate_timeout) on each selected session, ending the connection
         and rolling back its open transaction.
     type: str
     choices: [ list, cancel, terminate ]
@@ -54,7 +54,7 @@ options:
     type: int
   idle_in_transaction_longer_than:
     description:
-      - Select sessions in state C(idle in transaction) or C(idle in transaction (aborted)) for more than this many
+      - Select sessions in state C(idle in transaction) or C(idle in transaction [aborted]) for more than this many
         seconds (since C(state_change)). Such a session holds its locks and its snapshot, which keeps
         VACUUM from removing dead tuples.
       - Not set means the rule is off.
@@ -66,7 +66,7 @@ options:
     type: int
   blocking_longer_than:
     description:
-      - Select sessions that block others (their pid is in C(pg_blocking_pids()) of another session) and are not
+      - Select sessions that block others (their pid is in C(pg_blocking_pids) of another session) and are not
         waiting themselves (root blockers, since ending the root releases the chain), when a session they block has
         waited for more than this many seconds (measured from the waiting session's C(state_change)).
       - C(0) selects every root blocker. Not set means the rule is off.
@@ -130,7 +130,7 @@ notes:
     (C(pg_read_all_stats)); to signal other roles' backends a superuser or a member of C(pg_signal_backend) (which
     cannot signal superuser backends)."
   - C(changed) is true when at least one session was cancelled or terminated (or would be, in check mode).
-  - Durations are computed by the server against one C(statement_timestamp()), so they are consistent with each other.
+  - Durations are computed by the server against one C(statement_timestamp), so they are consistent with each other.
 seealso:
   - name: Server signaling functions
     description: pg_cancel_backend, pg_terminate_backend.

@@ -18,7 +18,7 @@ description:
     build) the compression ratio - seed 002 Weekly Maintenance "TimescaleDB Chunk Management" and Monthly
     Maintenance "Compression Review".
   - With O(compress_older_than), compresses the uncompressed chunks older than it (seed 002 "Enable compression
-    on old chunks (>1 year)", C(compress_chunk(i, if_not_compressed => true) FROM show_chunks(..., older_than => ...))).
+    on old chunks (>1 year)", C(compress_chunk) with C(if_not_compressed => true) on each chunk that C(show_chunks) lists with C(older_than)).
     Compression is a Timescale License (TSL) feature and the hypertable must have compression enabled
     (M(quantops.platform.timescaledb_hypertable) O(quantops.platform.timescaledb_hypertable#module:compression)).
   - With O(drop_older_than), drops the chunks older than it with C(drop_chunks) (seed 002 "Drop chunks older

@@ -14,9 +14,9 @@ module: timescaledb_hypertable
 short_description: Convert a table to a TimescaleDB hypertable and manage its chunk interval, compression, policies and continuous aggregates
 version_added: 0.1.0
 description:
-  - Converts an existing table to a hypertable (C(create_hypertable(..., by_range(time_column, chunk_time_interval),
-    migrate_data => ...))) when it is not one yet, and sets its chunk interval (C(set_chunk_time_interval)).
-  - Enables compression with C(segmentby) and C(orderby) settings (C(ALTER TABLE ... SET (timescaledb.compress, ...)))
+  - Converts an existing table to a hypertable (C(create_hypertable) with C(by_range) on the time column and
+    the chunk interval, and C(migrate_data)) when it is not one yet, and sets its chunk interval (C(set_chunk_time_interval)).
+  - Enables compression with C(segmentby) and C(orderby) settings (C(ALTER TABLE ... SET) with C(timescaledb.compress))
     and manages the compression policy (C(add_compression_policy)), the retention policy (C(add_retention_policy)) and
     continuous aggregates with their refresh policy - the seed 002 settings (compress after 1 year, drop after
     5 years, monthly aggregate C(ohlcv_monthly)).
