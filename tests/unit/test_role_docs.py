@@ -1,0 +1,38 @@
+"""Role interfaces: READMEs generated from argument_specs, and argument_specs in sync with defaults."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "meta").is_dir())
+
+
+def test_every_role_readme_is_what_scripts_role_docs_writes():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "role_docs.py"), "--check"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_role_has_argument_specs_and_a_readme(role):
+    assert (role / "meta" / "argument_specs.yml").is_file()
+    assert (role / "README.md").is_file()
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_argument_specs_name_every_default_and_nothing_else(role):
+    """A variable in defaults/main.yml that the spec does not describe is never validated, and one
+    the spec describes without a default in defaults/ is unset unless it is required."""
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    options = (specs.get("main") or {}).get("options") or {}
+    every_entry_point = set().union(*[((s or {}).get("options") or {}) for s in specs.values()])
+    defaults_file = role / "defaults" / "main.yml"
+    defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
+    undocumented = sorted(set(defaults) - every_entry_point)
+    assert not undocumented, f"defaults without an argument spec entry: {undocumented}"
+    unset = sorted(n for n, s in options.items() if n not in defaults and not (s or {}).get("required")
+                   and "default" in (s or {}))
+    assert not unset, f"spec gives a default that defaults/main.yml does not set: {unset}"
