@@ -47,9 +47,9 @@ def package(tmp_path_factory):
     build = base / "build"
     subprocess.run([BIN / "ansible-galaxy", "collection", "build", "--output-path", build, ROOT],
                    check=True, capture_output=True, cwd=base)
-    tarball = next(build.glob("*.tar.gz"))
+    tarball = sorted(build.glob("*.tar.gz"))[0]
     installed = base / "collections"
-    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", installed, tarball],
+    subprocess.run([BIN / "ansible-galaxy", "collection", "install", "--no-deps", "--force", "-p", installed, tarball],
                    check=True, capture_output=True, cwd=base)
     deps = base / "deps" / "ansible_collections"
     for dep, constraint in (GALAXY.get("dependencies") or {}).items():
@@ -88,7 +88,7 @@ def test_tarball_holds_the_collection_and_not_the_test_bed(package):
 
 
 def test_every_module_and_filter_has_docs(package):
-    _, coll, env, base = package
+    coll, env, base = package[1:]
     modules = sorted(f"{NAME}.{p.stem}" for p in (coll / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
     assert modules
     result = run(env, base, BIN / "ansible-doc", "-t", "module", "--json", *modules)
@@ -105,7 +105,7 @@ def test_every_module_and_filter_has_docs(package):
 
 
 def test_every_role_has_docs(package):
-    _, coll, env, base = package
+    coll, env, base = package[1:]
     roles = sorted(p.name for p in (coll / "roles").iterdir() if p.is_dir())
     for role in roles:
         result = run(env, base, BIN / "ansible-doc", "-t", "role", "--json", f"{NAME}.{role}")
@@ -132,7 +132,7 @@ def _task_fqcns(node, found):
 
 def test_every_plugin_the_shipped_yaml_names_resolves_with_the_declared_dependencies(package):
     """A role that uses a collection galaxy.yml does not declare fails to load for a user: catch it here."""
-    _, coll, env, base = package
+    coll, env, base = package[1:]
     modules, filters, tests = set(), set(), set()
     for path in list((coll / "roles").rglob("*.yml")) + list((coll / "playbooks").rglob("*.yml")):
         text = path.read_text()
@@ -157,7 +157,7 @@ def test_every_plugin_the_shipped_yaml_names_resolves_with_the_declared_dependen
 
 
 def test_every_shipped_playbook_passes_syntax_check_by_fqcn(package):
-    _, coll, env, base = package
+    coll, env, base = package[1:]
     playbooks = []
     for path in sorted((coll / "playbooks").rglob("*.yml")):
         relative = path.relative_to(coll / "playbooks")
