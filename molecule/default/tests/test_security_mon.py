@@ -308,8 +308,13 @@ def test_textfile_collector_still_works_under_the_new_user():
 BAD_INPUT = {
     "Prometheus without a password": (
         {"prometheus_web_password": ""}, "prometheus_web_password is not set, or not a string of 12 to 72"),
+    # Prometheus's preflight (it runs first) would stop on its alertmanager scrape entry, which
+    # takes this password: give it one of its own so that Alertmanager's check speaks.
     "Alertmanager without a password": (
-        {"alertmanager_web_password": ""}, "alertmanager_web_password is not set, or not a string of 12 to 72"),
+        {"alertmanager_web_password": "",
+         "prometheus_scrape_basic_auth": {job: {"username": "u", "password": "not-used-preflight-only"}
+                                          for job in ("alertmanager", "node", "postgres")}},
+        "alertmanager_web_password is not set, or not a string of 12 to 72"),
     "node exporter without authentication": (
         {"node_exporter_web_auth": {}}, "node_exporter_web_auth is empty"),
     "empty Grafana secret key": (
