@@ -106,7 +106,7 @@ def test_every_builtin_job_and_the_alerts_use_https_with_the_ca_and_basic_auth(t
 
 
 def test_a_target_whose_address_is_not_its_name_is_checked_against_its_name(tmp_path):
-    _, config = render_prometheus(tmp_path, db_address="10.0.0.5")
+    config = render_prometheus(tmp_path, db_address="10.0.0.5")[1]
     jobs = _jobs(config)
     assert jobs["node"]["static_configs"] == [{"targets": ["mon1:9100"]}]
     for split, port, job in (("node_db1", 9100, "node"), ("postgres_db1", 9187, "postgres")):
@@ -118,7 +118,7 @@ def test_a_target_whose_address_is_not_its_name_is_checked_against_its_name(tmp_
 
 
 def test_plain_http_when_tls_is_turned_off(tmp_path):
-    _, config = render_prometheus(tmp_path, {"prometheus_tls": False, "prometheus_scrape_tls": False}, db_address="10.0.0.5")
+    config = render_prometheus(tmp_path, {"prometheus_tls": False, "prometheus_scrape_tls": False}, db_address="10.0.0.5")[1]
     jobs = _jobs(config)
     assert sorted(jobs) == ["alertmanager", "node", "postgres", "prometheus"]
     for job in jobs.values():
@@ -128,9 +128,9 @@ def test_plain_http_when_tls_is_turned_off(tmp_path):
 
 
 def test_https_application_jobs_get_the_ca(tmp_path):
-    _, config = render_prometheus(tmp_path, {"prometheus_app_jobs": [
+    config = render_prometheus(tmp_path, {"prometheus_app_jobs": [
         {"name": "collector", "targets": ["db1:8000"], "scheme": "https"},
-        {"name": "plain", "targets": ["db1:8001"]}]})
+        {"name": "plain", "targets": ["db1:8001"]}]})[1]
     jobs = _jobs(config)
     assert jobs["collector"]["tls_config"] == {"ca_file": CA}
     assert "tls_config" not in jobs["plain"]
