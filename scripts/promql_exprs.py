@@ -3,7 +3,7 @@
 Usage::
 
     python scripts/promql_exprs.py [DASHBOARD ...] [--rules DIR ...] [--only-rules]
-                                   [--prometheus URL]
+                                   [--prometheus URL [--ca-file PEM] [--user NAME]]
 
 * ``DASHBOARD``: dashboard JSON files or directories of them (default:
   ``roles/grafana/files/dashboards``). Every target whose data source (its own,
@@ -20,6 +20,10 @@ Usage::
   that Prometheus (``/api/v1/query``) and add ``"status"`` (``success`` or
   ``error``), ``"series"`` and ``"error"`` to each line; exits 1 when any
   query fails. Without it nothing is contacted.
+* ``--ca-file PEM``: verify an https Prometheus against this CA certificate
+  (e.g. the pki role's ``ca.crt``); without it the system's CAs are used.
+* ``--user NAME``: send basic auth as NAME; the password is read from the
+  environment variable ``PROMETHEUS_PASSWORD`` (never from the command line).
 
 Exits 2 when a file cannot be read or parsed. Standard library plus PyYAML
 (an ansible-core dependency) for the rule files.
@@ -28,8 +32,11 @@ Exits 2 when a file cannot be read or parsed. Standard library plus PyYAML
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 import re
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -176,11 +183,20 @@ def _display(path):
         return str(path)
 
 
-def query(prometheus, expr, timeout=10.0):
-    """Run one instant query; returns (status, series count, error)."""
+def query(prometheus, expr, timeout=10.0, ca_file=None, auth=None):
+    """Run one instant query; returns (status, series count, error).
+
+    ``ca_file`` verifies an https Prometheus against that CA, ``auth`` is a
+    (user, password) pair sent as basic auth.
+    """
     url = prometheus.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
+        request.add_header("Authorization", "Basic " + token)
+    context = ssl.create_default_context(cafile=ca_file) if url.startswith("https:") else None
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # nosec - the URL is given by the caller
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # nosec - the URL is given by the caller
             body = json.load(response)
     except urllib.error.HTTPError as exc:
         try:
@@ -216,7 +232,16 @@ def main(argv=None):
     parser.add_argument("--rules", action="append", default=[], metavar="DIR", help="directory (or file) of Prometheus rule files")
     parser.add_argument("--only-rules", action="store_true", help="print the rules' expressions only")
     parser.add_argument("--prometheus", metavar="URL", help="run every expression against this Prometheus")
+    parser.add_argument("--ca-file", metavar="PEM", help="CA certificate that verifies an https Prometheus")
+    parser.add_argument("--user", metavar="NAME", help="basic-auth user; the password comes from $PROMETHEUS_PASSWORD")
     args = parser.parse_args(argv)
+    auth = None
+    if args.user:
+        password = os.environ.get("PROMETHEUS_PASSWORD")
+        if not password:
+            print("promql_exprs: --user needs the password in the environment variable PROMETHEUS_PASSWORD", file=sys.stderr)
+            return 2
+        auth = (args.user, password)
     try:
         records = collect(args.dashboards, args.rules, args.only_rules)
     except InputError as exc:
@@ -225,7 +250,7 @@ def main(argv=None):
     failed = 0
     for record in records:
         if args.prometheus:
-            status, series, error = query(args.prometheus, record["expr"])
+            status, series, error = query(args.prometheus, record["expr"], ca_file=args.ca_file, auth=auth)
             record.update({"status": status, "series": series, "error": error})
             failed += status != "success"
         print(json.dumps(record, ensure_ascii=False))

@@ -330,14 +330,17 @@ def test_promql_exprs_refuses_broken_input(tmp_path):
     assert _run_script(str(tmp_path / "missing.json")).returncode == 2
 
 
-def test_promql_exprs_queries_a_prometheus(tmp_path):
+def test_promql_exprs_queries_a_prometheus(tmp_path, monkeypatch):
     """--prometheus against a stand-in Prometheus API on loopback."""
     import http.server
     import threading
     import urllib.parse
 
+    seen_auth = []
+
     class Api(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
+            seen_auth.append(self.headers.get("Authorization"))
             expr = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["query"][0]
             if "bad" in expr:
                 code, body = 400, {"status": "error", "errorType": "bad_data", "error": "parse error"}
@@ -360,6 +363,12 @@ def test_promql_exprs_queries_a_prometheus(tmp_path):
                                                                             {"alert": "Bad", "expr": "bad("}]}]}),
                          encoding="utf-8")
         result = _run_script("--only-rules", "--rules", str(rules), "--prometheus", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("PROMETHEUS_PASSWORD", "unit-pw")
+        authed = _run_script("--only-rules", "--rules", str(rules), "--prometheus",
+                             f"http://127.0.0.1:{server.server_port}", "--user", "grafana")
+        monkeypatch.delenv("PROMETHEUS_PASSWORD")
+        no_password = _run_script("--only-rules", "--rules", str(rules), "--prometheus",
+                                  f"http://127.0.0.1:{server.server_port}", "--user", "grafana")
     finally:
         server.shutdown()
         server.server_close()
@@ -367,3 +376,8 @@ def test_promql_exprs_queries_a_prometheus(tmp_path):
     assert result.returncode == 1
     assert (lines[0]["status"], lines[0]["series"]) == ("success", 2)
     assert (lines[1]["status"], lines[1]["error"]) == ("error", "bad_data: parse error")
+    # --user: basic auth with the password from the environment, never from argv.
+    assert authed.returncode == 1
+    assert seen_auth[:2] == [None, None]
+    assert seen_auth[2:] == ["Basic Z3JhZmFuYTp1bml0LXB3"] * 2
+    assert no_password.returncode == 2 and "PROMETHEUS_PASSWORD" in no_password.stderr

@@ -31,6 +31,8 @@ ROLE = ROOT / "roles" / "grafana"
 CHECK_SCRIPT = ROLE / "files" / "grafana_dashboard_check.py"
 ADMIN_PASSWORD = "unit-Test-admin-Pw-42"
 PG_PASSWORD = "unit-Test-reporting-Pw-7"
+PROM_PASSWORD = "unit-Test-prometheus-Pw-5"
+SECRET_KEY = "unit-Test-secret-key-0123456789"
 WEBHOOK_SECRET = "https://hooks.example.invalid/unit-TOKEN-9"
 
 # Grafana's documented provisioning keys (administration/provisioning and
@@ -87,7 +89,8 @@ def render(tmp, extra_vars=None):
         "gather_facts": False,
         "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
         "vars": {"role_path": str(ROLE), "grafana_admin_password": ADMIN_PASSWORD,
-                 "grafana_postgresql_password": PG_PASSWORD},
+                 "grafana_postgresql_password": PG_PASSWORD, "grafana_prometheus_password": PROM_PASSWORD,
+                 "grafana_secret_key": SECRET_KEY},
         "tasks": [{"name": f"Render {name}",
                    "ansible.builtin.template": {"src": str(ROLE / "templates" / f"{name}.j2"),
                                                 "dest": str(out / name), "mode": "0600"}}
@@ -128,6 +131,8 @@ def test_no_secret_in_any_rendered_file(rendered, rendered_alerting, name):
     for text in (rendered[name], rendered_alerting[name] if name != "alerting.yml" else ""):
         assert ADMIN_PASSWORD not in text
         assert PG_PASSWORD not in text
+        assert PROM_PASSWORD not in text
+        assert SECRET_KEY not in text
         assert "unit-test-secret-key-123" not in text
 
 
@@ -142,12 +147,17 @@ def _ini(text):
 def test_grafana_ini_settings(rendered):
     ini = _ini(rendered["grafana.ini"])
     assert ini["server"]["http_port"] == "3000"
-    assert ini["server"]["protocol"] == "http"
+    # HTTPS by default, with the pki role's certificate installed for Grafana.
+    assert ini["server"]["protocol"] == "https"
+    assert ini["server"]["cert_file"] == "/etc/grafana/tls/host.crt"
+    assert ini["server"]["cert_key"] == "/etc/grafana/tls/host.key"
+    assert ini["server"]["min_tls_version"] == "TLS1.2"
     assert ini["server"]["domain"] == "localhost"
     assert ini["server"]["root_url"] == "%(protocol)s://%(domain)s:%(http_port)s/"
     assert ini["security"]["admin_user"] == "admin"
     assert ini["security"]["admin_password"] == "$__file{/etc/grafana/secrets/admin_password}"
-    assert "secret_key" not in ini["security"]
+    # The secret key is required and read from its file, never written here.
+    assert ini["security"]["secret_key"] == "$__file{/etc/grafana/secrets/secret_key}"
     assert ini["analytics"]["reporting_enabled"] == "false"
     assert ini["analytics"]["check_for_updates"] == "false"
     assert ini["users"]["allow_sign_up"] == "false"
@@ -158,6 +168,12 @@ def test_grafana_ini_settings(rendered):
 def test_grafana_ini_secret_key_is_a_file_reference(rendered_alerting):
     ini = _ini(rendered_alerting["grafana.ini"])
     assert ini["security"]["secret_key"] == "$__file{/etc/grafana/secrets/secret_key}"
+
+
+def test_grafana_ini_plain_http_has_no_certificate(tmp_path):
+    ini = _ini(render(tmp_path, {"grafana_protocol": "http"})["grafana.ini"])
+    assert ini["server"]["protocol"] == "http"
+    assert "cert_file" not in ini["server"] and "cert_key" not in ini["server"]
 
 
 def test_grafana_ini_extra_is_merged_not_duplicated(tmp_path):
@@ -190,8 +206,28 @@ def test_datasources_format(rendered):
 def test_prometheus_datasource(rendered, defaults):
     prom = _yaml(rendered["datasources.yml"])["datasources"][0]
     assert prom["type"] == "prometheus"
-    assert prom["url"] == defaults["grafana_prometheus_url"]
+    # Prometheus on the same host by its inventory name (localhost here), over HTTPS.
+    assert defaults["grafana_prometheus_url"] == "https://{{ inventory_hostname }}:9090"
+    assert prom["url"] == "https://localhost:9090"
     assert prom["jsonData"]["timeInterval"] == defaults["grafana_prometheus_scrape_interval"]
+    # Basic auth and the pki CA, both read by Grafana from files ($__file{}).
+    assert prom["basicAuth"] is True
+    assert prom["basicAuthUser"] == "prometheus"
+    assert prom["jsonData"]["tlsAuthWithCACert"] is True
+    assert "tlsSkipVerify" not in prom["jsonData"]
+    assert "serverName" not in prom["jsonData"]
+    assert prom["secureJsonData"] == {"basicAuthPassword": "$__file{/etc/grafana/secrets/prometheus_password}",
+                                      "tlsCACert": "$__file{/etc/grafana/tls/ca.crt}"}
+
+
+def test_prometheus_datasource_server_name_and_plain_http(tmp_path):
+    sources = _yaml(render(tmp_path, {"grafana_prometheus_tls_server_name": "mon1"})["datasources.yml"])["datasources"]
+    assert sources[0]["jsonData"]["serverName"] == "mon1"
+    plain = _yaml(render(tmp_path, {"grafana_prometheus_url": "http://prom.internal:9090",
+                                    "grafana_prometheus_basic_auth": False})["datasources.yml"])["datasources"][0]
+    assert plain["url"] == "http://prom.internal:9090"
+    assert "basicAuth" not in plain and "secureJsonData" not in plain
+    assert "tlsAuthWithCACert" not in plain["jsonData"]
 
 
 def test_postgresql_datasource_uses_the_reporting_role(rendered):
@@ -200,7 +236,10 @@ def test_postgresql_datasource_uses_the_reporting_role(rendered):
     assert pg["url"] == "localhost:5432"
     assert pg["user"] == "reporting"
     assert pg["jsonData"]["database"] == "quant_platform"
-    assert pg["jsonData"]["sslmode"] in ("disable", "require", "verify-ca", "verify-full")
+    # TLS with the server's certificate checked against the pki CA for the host name.
+    assert pg["jsonData"]["sslmode"] == "verify-full"
+    assert pg["jsonData"]["tlsConfigurationMethod"] == "file-path"
+    assert pg["jsonData"]["sslRootCertFile"] == "/etc/grafana/tls/ca.crt"
     assert pg["jsonData"]["postgresVersion"] == 1500  # an int, as Grafana expects
     assert pg["jsonData"]["timescaledb"] is True
     assert pg["secureJsonData"] == {"password": "$__file{/etc/grafana/secrets/postgresql_password}"}
@@ -271,9 +310,14 @@ def test_contact_point_task_hides_its_secrets():
     assert "grafana_alerting_contact_points | length > 0" in task["no_log"]
     assert "grafana_alerting_contact_points | length == 0" in task["diff"]
     secrets = [t for t in tasks if "secrets_dir" in str(t.get("ansible.builtin.copy", {}).get("dest", ""))]
-    assert len(secrets) == 3
+    # admin password, PostgreSQL and Prometheus data source passwords, secret key
+    assert len(secrets) == 4
     for task in secrets:
         assert task["no_log"] is True and task["diff"] is False
+    # grafana.ini: never diffed, its output hidden when grafana_ini_extra may carry a secret.
+    (ini,) = [t for t in tasks if t.get("ansible.builtin.template", {}).get("src") == "grafana.ini.j2"]
+    assert ini["diff"] is False
+    assert "grafana_ini_extra | length > 0" in ini["no_log"]
 
 
 # --- argument specs in sync with defaults -------------------------------------------------------
@@ -289,7 +333,9 @@ def test_argument_specs_match_defaults(role):
         assert options[name].get("default") == value, name
     for name, spec in options.items():
         assert name.startswith(role + "_")
-        assert name in defaults or spec.get("required") or name == "grafana_postgresql_password", name
+        # Secrets have no default; the preflight refuses a missing one with its own message.
+        assert name in defaults or spec.get("required") or name in (
+            "grafana_postgresql_password", "grafana_prometheus_password", "grafana_secret_key"), name
         assert spec.get("description"), name
 
 
@@ -386,7 +432,8 @@ def preflight(tmp, extra_vars):
     play = {"name": "Run the grafana role's preflight", "hosts": "localhost", "gather_facts": False,
             "tasks": [{"name": "Preflight",
                        "ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "preflight.yml"}}]}
-    variables = {"grafana_admin_password": ADMIN_PASSWORD, "grafana_postgresql_password": PG_PASSWORD}
+    variables = {"grafana_admin_password": ADMIN_PASSWORD, "grafana_postgresql_password": PG_PASSWORD,
+                 "grafana_prometheus_password": PROM_PASSWORD, "grafana_secret_key": SECRET_KEY}
     variables.update(extra_vars)
     variables = {k: v for k, v in variables.items() if v is not None}
     return run_playbook(tmp, play, variables, check=True)
@@ -439,11 +486,15 @@ def test_preflight_stops_when_a_dashboard_needs_a_disabled_datasource(tmp_path):
     ({"grafana_alerting_contact_points": CONTACT_POINTS,
       "grafana_alerting_policies": [{"receiver": "nobody"}]}, "must name a contact point"),
     ({"grafana_install": True, "grafana_config_dir": "/srv/grafana"}, "must be /etc/grafana"),
+    ({"grafana_secret_key": None}, "grafana_secret_key is not set, shorter than 16 characters"),
+    ({"grafana_secret_key": ""}, "grafana_secret_key is not set, shorter than 16 characters"),
+    ({"grafana_secret_key": "too-short"}, "grafana_secret_key is not set, shorter than 16 characters"),
+    ({"grafana_prometheus_password": None}, "grafana_prometheus_password is not set"),
 ])
 def test_preflight_refuses_bad_input(tmp_path, extra, message):
     result = preflight(tmp_path, extra)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output, textwrap.shorten(output, 2000)
-    for secret in (PG_PASSWORD, "has-a-$dollar-sign"):
+    for secret in (PG_PASSWORD, PROM_PASSWORD, SECRET_KEY, "has-a-$dollar-sign"):
         assert secret not in output

@@ -5,6 +5,10 @@ Prometheus and Alertmanager (Debian 13 packages) on qp-default-mon, node
 exporter on both hosts, postgres exporter and PostgreSQL on qp-default-db.
 Grafana itself is not installed (its packages are unreachable here,
 grafana_install: false); its provisioning is checked by the unit tests.
+Every endpoint serves HTTPS only and asks for basic auth: the tests verify it
+against the scenario's CA (pki_dir/ca.crt; the container's address is in its
+certificate) and log in with the scenario's generated passwords.  What happens
+without credentials is tested in test_security_mon.py.
 """
 import base64
 import json
@@ -16,6 +20,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import ssl
+
 import pytest
 import yaml
 
@@ -23,6 +29,7 @@ testinfra_hosts = ["podman://qp-default-mon"]
 
 ROOT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
 SECRETS = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
+CA_FILE = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki" / "ca.crt"
 RULES_DIR = ROOT / "roles" / "prometheus" / "files" / "rules"
 MON, DB = "qp-default-mon", "qp-default-db"
 
@@ -46,11 +53,18 @@ def _ip(name):
     return out.stdout.strip()
 
 
+def _secret(name):
+    path = SECRETS / name
+    assert path.is_file(), "converge should have generated %s" % path
+    return path.read_text().split()[0]
+
+
 def _get(url, auth=None, timeout=10):
     request = urllib.request.Request(url)
     if auth:
         request.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode())
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    context = ssl.create_default_context(cafile=str(CA_FILE))
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return response.status, response.read().decode()
 
 
@@ -63,23 +77,27 @@ def _status(url, auth=None):
 
 @pytest.fixture(scope="module")
 def prometheus():
-    return "http://%s:9090" % _ip(MON)
+    return "https://%s:9090" % _ip(MON)
 
 
 @pytest.fixture(scope="module")
 def alertmanager():
-    return "http://%s:9093" % _ip(MON)
+    return "https://%s:9093" % _ip(MON)
 
 
 @pytest.fixture(scope="module")
 def scrape_auth():
-    path = SECRETS / "scrape"
-    assert path.is_file(), "converge should have generated %s" % path
-    return ("prometheus", path.read_text().split()[0])
+    return ("prometheus", _secret("scrape"))
+
+
+@pytest.fixture(scope="module")
+def am_auth():
+    return ("alertmanager", _secret("alertmanager_web"))
 
 
 def _api(prometheus, path, **params):
-    status, body = _get(prometheus + path + ("?" + urllib.parse.urlencode(params) if params else ""))
+    auth = ("prometheus", _secret("prometheus_web"))
+    status, body = _get(prometheus + path + ("?" + urllib.parse.urlencode(params) if params else ""), auth)
     assert status == 200
     data = json.loads(body)
     assert data["status"] == "success", data
@@ -110,8 +128,8 @@ def test_prometheus_loaded_every_rule_of_the_role(prometheus):
     assert health == {"ok"}
 
 
-def test_alertmanager_runs_the_configuration_on_disk(host, alertmanager):
-    status = json.loads(_get(alertmanager + "/api/v2/status")[1])
+def test_alertmanager_runs_the_configuration_on_disk(host, alertmanager, am_auth):
+    status = json.loads(_get(alertmanager + "/api/v2/status", am_auth)[1])
     running = yaml.safe_load(status["config"]["original"])
     on_disk = yaml.safe_load(host.file("/etc/prometheus/alertmanager.yml").content_string)
     # The API returns the loaded configuration with Alertmanager's defaults filled in.
@@ -126,25 +144,25 @@ def test_alertmanager_runs_the_configuration_on_disk(host, alertmanager):
                         "equal": ["alertname", "instance"]}]
     check = host.run("amtool check-config /etc/prometheus/alertmanager.yml")
     assert check.rc == 0, check.stdout + check.stderr
-    metrics = _get(alertmanager + "/metrics")[1]
+    metrics = _get(alertmanager + "/metrics", am_auth)[1]
     assert "\nalertmanager_config_last_reload_successful 1\n" in metrics
 
 
 def test_prometheus_sends_to_the_alertmanager(prometheus):
     active = _api(prometheus, "/api/v1/alertmanagers")["activeAlertmanagers"]
-    assert [a["url"] for a in active] == ["http://%s:9093/api/v2/alerts" % MON]
+    assert [a["url"] for a in active] == ["https://%s:9093/api/v2/alerts" % MON]
 
 
 @pytest.mark.parametrize("port", [9100, 9187])
 def test_exporters_refuse_scrapes_without_credentials(port, scrape_auth):
-    url = "http://%s:%d/metrics" % (_ip(DB), port)
+    url = "https://%s:%d/metrics" % (_ip(DB), port)
     assert _status(url) == 401
     assert _status(url, ("prometheus", "not-the-password")) == 401
     assert _status(url, scrape_auth) == 200
 
 
 def test_postgres_exporter_reports_the_platform_metrics(scrape_auth):
-    body = _get("http://%s:9187/metrics" % _ip(DB), scrape_auth)[1]
+    body = _get("https://%s:9187/metrics" % _ip(DB), scrape_auth)[1]
     assert "\npg_up 1\n" in body
     for name in ("quantops_ohlcv_freshness_seconds", "quantops_ohlcv_duplicate_rows", "quantops_hypertable_chunks"):
         assert "\n" + name + "{" in body, name
@@ -153,7 +171,9 @@ def test_postgres_exporter_reports_the_platform_metrics(scrape_auth):
 def test_every_dashboard_and_rule_expression_runs_on_the_live_prometheus(prometheus):
     """scripts/promql_exprs.py runs every expression; every exporter metric they read has a series."""
     script = ROOT / "scripts" / "promql_exprs.py"
-    run = subprocess.run([sys.executable, str(script), "--rules", str(RULES_DIR), "--prometheus", prometheus],
+    run = subprocess.run([sys.executable, str(script), "--rules", str(RULES_DIR), "--prometheus", prometheus,
+                          "--ca-file", str(CA_FILE), "--user", "prometheus"],
+                         env=dict(os.environ, PROMETHEUS_PASSWORD=_secret("prometheus_web")),
                          capture_output=True, text=True, timeout=600, check=False)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     errors = ["%s %s: %s" % (x["file"], x.get("rule") or x.get("panel"), x.get("error")) for x in lines if x["status"] != "success"]
