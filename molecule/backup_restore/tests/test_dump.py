@@ -275,3 +275,82 @@ def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
     assert run.returncode == 0, run.stdout[-3000:]
     assert "(check mode: nothing will change)" in run.stdout
     assert "tables present now move to schema restore_kept_" in run.stdout
+
+
+def test_source_database_that_is_not_an_identifier_is_refused_even_for_the_cleanup(unchanged):
+    """'quant_platform|' pasted into a regex matched production itself, and the clean-up drops with force."""
+    for extra in (["-e", "restore_cleanup_only=true"], []):
+        run = playbook("restore.yml", "-e", "restore_database_source=quant_platform|", *extra)
+        assert run.returncode != 0
+        assert "restore_database_source must be a plain lower-case database name" in run.stdout
+        assert "Nothing was changed" in run.stdout
+    assert "quant_platform" in psql("SELECT string_agg(datname, ',') FROM pg_database", db="postgres").split(",")
+
+
+def test_in_place_dump_restore_stops_the_services_first_in_seed_001_order(unchanged):
+    run = playbook("restore.yml", "--check", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert ("stop first: trading-signal-bridge -> trading-execution-engine -> trading-risk-manager -> trading-market-data"
+            in run.stdout)
+    assert "start afterwards (also after a failure): trading-market-data -> trading-risk-manager" in run.stdout
+
+
+# --- encryption (age) ---------------------------------------------------------------------------
+
+IDENTITY = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "secrets", "age_identity.yml")
+ENC_STAMP = re.compile(r"^quant_platform_\d{8}T\d{6}Z\.dump\.age$")
+
+
+def test_encrypted_dump_is_age_ciphertext_with_no_plaintext_beside_it():
+    enc = result("encrypted.json")
+    assert "ExecMainStatus=0" in enc["result"], enc["result"]
+    listing, check, head, bucket, tarballs = enc["listing"]
+    names = listing.split()
+    encrypted = [n for n in names if ENC_STAMP.match(n)]
+    assert encrypted and encrypted[-1] + ".sha256" in names and enc["dump"].endswith("/" + encrypted[-1]), names
+    assert not [n for n in names if n.endswith(".dump") or "partial" in n or "unverified" in n], names
+    assert check.strip().endswith(": OK")
+    assert head.strip().startswith("age-encryption.org/v1")
+    assert encrypted[-1] in bucket.split() and encrypted[-1] + ".sha256" in bucket.split()
+    assert [n for n in tarballs.split() if n.endswith(".tar.gz.age")], tarballs
+    assert not [n for n in tarballs.split() if n.endswith(".tar.gz")], tarballs
+    # The host holds the public key only.
+    assert DB.file("/etc/quantops/pg_dump_backup.recipients").content_string.strip() == enc["recipient"]
+    assert DB.run("grep -rl AGE-SECRET-KEY /etc /var/backups /root /run /var/tmp").stdout.strip() == ""
+
+
+def test_encrypted_dump_restores_every_row_and_leaves_no_plaintext():
+    restored = result("encrypted_restore.json")
+    assert restored["production"] and restored["restored"] == restored["production"]
+    assert restored["leftovers"] == []
+
+
+def test_encrypted_dump_without_the_identity_is_refused(unchanged):
+    run = playbook("restore.yml", "-e", "restore_dump_file=" + result("encrypted.json")["dump"])
+    assert run.returncode != 0
+    assert "pg_dump_backup_encryption_identity" in run.stdout and "Nothing was changed" in run.stdout
+
+
+def test_the_identity_never_shows_in_the_output(unchanged):
+    run = playbook("restore.yml", "--check", "--diff", "-e", "@" + IDENTITY,
+                   "-e", "restore_dump_file=" + result("encrypted.json")["dump"])
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "(check mode: nothing will change)" in run.stdout
+    assert "AGE-SECRET-KEY" not in run.stdout
+    assert DB.run("ls -A %s | grep -c '^[.]restore-'", DUMP_DIR).stdout.strip() == "0"
+    assert DB.run("ls -A /run | grep -c '^quantops-restore-.*[.]key$'").stdout.strip() == "0"
+
+
+def test_role_refuses_encryption_by_default_with_an_offsite_copy_and_no_recipients(tmp_path):
+    config = DB.run("md5sum /etc/quantops/pg_dump_backup.json").stdout
+    play = tmp_path / "pg_dump_backup.yml"
+    play.write_text("- name: The role with its default encryption setting\n  hosts: database\n  become: true\n"
+                    "  roles:\n    - role: quantops.platform.pg_dump_backup\n", encoding="utf-8")
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    # molecule.yml turns encryption off for the scenario's own job: put the role's default back.
+    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(play), "-e",
+                          '{"pg_dump_backup_encryption_enabled": "{{ pg_dump_backup_offsite_enabled }}"}'],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert run.returncode != 0
+    assert "pg_dump_backup_encryption_recipients must then list age public keys" in run.stdout, run.stdout[-2000:]
+    assert DB.run("md5sum /etc/quantops/pg_dump_backup.json").stdout == config

@@ -8,6 +8,7 @@ the refusal and fault tests below drive playbooks and kill real processes.
 import json
 import os
 import re
+import stat
 import subprocess
 import time
 
@@ -22,6 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 PG_DATA = "/var/lib/postgresql/17/main"
 TEXTFILE = "/var/lib/prometheus/node-exporter"
 SERVICES = ["trading-market-data", "trading-risk-manager", "trading-execution-engine", "trading-signal-bridge"]
+SECRETS = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "secrets")
 
 
 def psql(host, sql, db="quant_platform", port=5432):
@@ -44,6 +46,13 @@ def playbook(name, *extra):
     argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
             os.path.join(ROOT, "playbooks", "backup", name)] + list(extra)
     # ansible-core 2.19 prints a failed task's message on stderr: keep it in .stdout.
+    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
+
+
+def ansible_playbook(path, *extra):
+    """Run any playbook against the scenario's inventory; return the completed process."""
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path)] + list(extra)
     return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
 
 
@@ -114,6 +123,54 @@ def test_timers_follow_seed_002():
     for t in ("quantops-pgbackrest-main-full.timer", "quantops-pgbackrest-main-diff.timer"):
         assert REPO.service(t).is_enabled
         assert REPO.run("systemctl is-active %s", t).stdout.strip() == "active"
+
+
+def test_archive_push_queue_is_bounded_so_a_dead_repository_cannot_fill_pg_wal():
+    conf = DB.file("/etc/pgbackrest.conf").content_string
+    assert "archive-push-queue-max=4GiB" in conf
+    # pgBackRest reads the option: its help shows the configured value.
+    shown = DB.run("runuser -u postgres -- pgbackrest --stanza=main help archive-push archive-push-queue-max")
+    assert shown.rc == 0, shown.stderr
+    assert "current: 4GiB" in shown.stdout or "current: 4294967296" in shown.stdout, shown.stdout
+
+
+def test_repository_verification_runs_weekly_and_reports_its_result():
+    timer = REPO.file("/etc/systemd/system/quantops-pgbackrest-verify-main.timer").content_string
+    assert "OnCalendar=Sun *-*-* 06:00:00" in timer
+    assert REPO.service("quantops-pgbackrest-verify-main.timer").is_enabled
+    assert REPO.run("systemctl is-active quantops-pgbackrest-verify-main.timer").stdout.strip() == "active"
+    before = time.time()
+    run = REPO.run("systemctl start quantops-pgbackrest-verify@main.service")
+    log = REPO.run("journalctl -u quantops-pgbackrest-verify@main.service -n 40 --no-pager").stdout
+    assert run.rc == 0, log
+    text = prom(REPO, TEXTFILE + "/quantops_backup_pgbackrest_main.prom")
+    assert metric(text, "quantops_backup_verify_last_exit_status", tool="pgbackrest", target="main", type="verify") == 0
+    assert metric(text, "quantops_backup_verify_last_success_timestamp_seconds", type="verify") >= int(before)
+    # A passing check is not a backup: the backup families carry no type="verify" series.
+    assert metric(text, "quantops_backup_last_success_timestamp_seconds", type="verify") is None
+
+
+def test_a_converge_with_diff_shows_no_passphrase_and_no_private_key(tmp_path):
+    """Rewrite pgbackrest.conf on both hosts and the TLS key on the database host; --diff must not show them."""
+    secrets = [open(os.path.join(SECRETS, name), encoding="utf-8").read().split()[0]
+               for name in ("pgbackrest_repo", "pgbackrest_repo2", "s3_secret")]
+    for host in (DB, REPO):
+        assert host.run("sed -i 's/^log-level-console=.*/log-level-console=warn/' /etc/pgbackrest.conf").rc == 0
+    assert DB.run("echo >> /etc/pgbackrest/tls/host.key").rc == 0
+    play = tmp_path / "pgbackrest.yml"
+    play.write_text("- name: pgBackRest with --diff\n  hosts: database:backup_repo\n  become: true\n"
+                    "  roles:\n    - role: quantops.platform.pgbackrest\n", encoding="utf-8")
+    run = ansible_playbook(play, "--diff")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert re.search(r"qp-br-db\s*: ok=\d+\s+changed=[1-9]", run.stdout), run.stdout[-2000:]
+    assert "PRIVATE KEY" not in run.stdout
+    for secret in secrets:
+        assert secret not in run.stdout
+    for host in (DB, REPO):
+        # backup: true would have kept the old passphrases in /etc/pgbackrest.conf.<date>~
+        assert host.run("ls -A /etc | grep -c '^pgbackrest.conf.*~$'").stdout.strip() == "0"
+        assert "log-level-console=info" in host.file("/etc/pgbackrest.conf").content_string
+    assert json.loads(DB.run("runuser -u postgres -- pgbackrest --stanza=main --output=json info").stdout)[0]["status"]["code"] == 0
 
 
 def test_backup_run_was_reported_through_metrics():
@@ -198,6 +255,71 @@ def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
     assert "check mode: nothing will change" in run.stdout
     assert "trading-signal-bridge -> trading-execution-engine -> trading-risk-manager -> trading-market-data" in run.stdout
     assert re.search(r"qp-br-db\s*: ok=\d+\s+changed=0", run.stdout)
+
+
+def test_in_place_on_more_than_one_host_is_refused(unchanged):
+    run = playbook("restore.yml", "-e", "restore_hosts=all", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
+    assert run.returncode != 0
+    assert "runs on exactly one host" in run.stdout and "Nothing was changed" in run.stdout
+
+
+@pytest.mark.parametrize("root", ["/", "/var/lib/postgresql/quantops-restore/../..", "var/lib/postgresql/quantops-restore",
+                                  "/var/lib/postgresql"])
+@pytest.mark.parametrize("mode", ["restore", "cleanup"])
+def test_scratch_root_outside_the_allowed_roots_is_refused(unchanged, root, mode):
+    extra = ["-e", "restore_cleanup_only=true"] if mode == "cleanup" else []
+    run = playbook("restore.yml", "-e", "restore_scratch_root=" + root, *extra)
+    assert run.returncode != 0
+    assert "restore_scratch_root must be an absolute, normalised path" in run.stdout and "Nothing was changed" in run.stdout
+
+
+def test_drill_refuses_when_the_scratch_cluster_does_not_fit(unchanged):
+    run = playbook("verify.yml", "-e", "drill_space_reserve_bytes=1000000000000000")
+    assert run.returncode != 0
+    assert "RESTORE DRILL REFUSED: not enough free space" in run.stdout and "Nothing was changed" in run.stdout
+
+
+def test_unfinished_in_place_restore_is_refused_and_its_copy_survives_the_cleanup():
+    copies = DB.run("ls -d %s.rollback-*", PG_DATA).stdout.split()
+    assert copies, "side_effect's in-place restore keeps a rollback copy"
+    marker = PG_DATA + ".restore-in-progress"
+    assert DB.run("printf '%%s\\n' %s > %s", copies[-1], marker).rc == 0
+    try:
+        run = playbook("restore.yml", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
+        assert run.returncode != 0
+        assert "did not finish" in run.stdout and copies[-1] in run.stdout and "Nothing was changed" in run.stdout
+        cleanup = playbook("restore.yml", "-e", "restore_cleanup_only=true")
+        assert cleanup.returncode == 0, cleanup.stdout[-2000:]
+        assert "the only good copy" in cleanup.stdout
+        assert DB.file(copies[-1]).is_directory
+    finally:
+        DB.run("rm -f %s", marker)
+
+
+def test_failed_in_place_restore_puts_the_original_back_and_the_services_up():
+    """A recovery target the WAL never reaches: PostgreSQL stops with FATAL during recovery; the rescue rolls back."""
+    inode = DB.run("stat -c %%i %s", PG_DATA).stdout.strip()
+    counts = psql(DB, "SELECT (SELECT count(*) FROM ohlcv_data) || ',' || (SELECT count(*) FROM public.qp_backup_markers)")
+    copies = sorted(DB.run("ls -d %s.rollback-*", PG_DATA).stdout.split())
+    run = playbook("restore.yml", "-e", "restore_into=in_place", "-e", "restore_confirm=true",
+                   "-e", "restore_target_name=qp_no_such_restore_point")
+    assert run.returncode != 0
+    assert "Rolled back: the original data directory was moved back" in run.stdout, run.stdout[-3000:]
+    assert DB.run("stat -c %%i %s", PG_DATA).stdout.strip() == inode
+    assert psql(DB, "SELECT pg_is_in_recovery()", db="postgres") == "f"
+    assert psql(DB, "SELECT (SELECT count(*) FROM ohlcv_data) || ',' || (SELECT count(*) FROM public.qp_backup_markers)") == counts
+    for svc in SERVICES:
+        assert DB.service(svc).is_running, svc
+    assert sorted(DB.run("ls -d %s.rollback-*", PG_DATA).stdout.split()) == copies
+    assert not DB.file(PG_DATA + ".restore-in-progress").exists
+
+
+def test_incident_snapshot_is_fetched_readable_by_its_owner_only(tmp_path):
+    run = ansible_playbook(os.path.join(ROOT, "playbooks", "incidents", "triage.yml"), "-e", "incident_reports_dir=" + str(tmp_path))
+    snapshots = list(tmp_path.glob("incident-*.tar.gz"))
+    assert snapshots, run.stdout[-3000:]
+    for path in snapshots:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 # --- faults -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ pg_dump, tarballs, restore drills) reports through it, so the metric names,
 labels and files are the same for all of them:
 
     quantops-backup-metrics --tool pgbackrest|pg_dump|tarball --target NAME
-        --type full|diff|incr|dump|tarball|drill [--exit-status N]
+        --type full|diff|incr|dump|tarball|drill|verify [--exit-status N]
         [--duration SECONDS] [--size BYTES] [--started EPOCH] [--verified]
         [--rto SECONDS] [--rpo SECONDS] [--textfile-dir DIR]
 
@@ -27,6 +27,16 @@ target, type), all gauges:
     quantops_backup_last_verified_timestamp_seconds  --verified with exit status 0
     quantops_backup_drill_rto_seconds                --rto
     quantops_backup_drill_rpo_seconds                --rpo
+
+--type verify (a check of the repository's files, `pgbackrest verify`, not a
+backup and not a restore) writes families of its own, so a passing check can
+never stand in for a missing backup or restore drill (BackupMissing,
+BackupNotVerified):
+
+    quantops_backup_verify_last_run_timestamp_seconds       every run
+    quantops_backup_verify_last_success_timestamp_seconds   runs with exit status 0
+    quantops_backup_verify_last_exit_status                 every run
+    quantops_backup_verify_duration_seconds                 --duration, or now - --started
 
 The text format is Prometheus' exposition format 0.0.4
 (https://prometheus.io/docs/instrumenting/exposition_formats/).  The default
@@ -50,7 +60,7 @@ DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 CONFIG_FILE = "/etc/default/quantops-backup-metrics"
 
 TOOLS = ("pgbackrest", "pg_dump", "tarball")
-TYPES = ("full", "diff", "incr", "dump", "tarball", "drill")
+TYPES = ("full", "diff", "incr", "dump", "tarball", "drill", "verify")
 LABELS = ("tool", "target", "type")
 
 # name -> HELP text, in the order they are written.
@@ -63,6 +73,10 @@ FAMILIES = {
     "quantops_backup_last_verified_timestamp_seconds": "Unix time the backup was last verified (restore or read-back check).",
     "quantops_backup_drill_rto_seconds": "Recovery time measured by the last restore drill, in seconds.",
     "quantops_backup_drill_rpo_seconds": "Recovery point (data loss window) measured by the last restore drill, in seconds.",
+    "quantops_backup_verify_last_run_timestamp_seconds": "Unix time the last repository verification (pgbackrest verify) ended.",
+    "quantops_backup_verify_last_success_timestamp_seconds": "Unix time the last repository verification with exit status 0 ended.",
+    "quantops_backup_verify_last_exit_status": "Exit status of the last repository verification (0 = every file checked is valid).",
+    "quantops_backup_verify_duration_seconds": "Duration of the last repository verification in seconds.",
 }
 
 TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
@@ -157,12 +171,20 @@ def update(samples, tool, target, type_, now, exit_status=0, duration=None, size
     def put(name, value):
         result[(name, labels)] = float(value)
 
+    if duration is None and started is not None:
+        duration = max(0.0, now - started)
+    if type_ == "verify":
+        put("quantops_backup_verify_last_run_timestamp_seconds", now)
+        put("quantops_backup_verify_last_exit_status", exit_status)
+        if exit_status == 0:
+            put("quantops_backup_verify_last_success_timestamp_seconds", now)
+        if duration is not None:
+            put("quantops_backup_verify_duration_seconds", duration)
+        return result
     put("quantops_backup_last_run_timestamp_seconds", now)
     put("quantops_backup_last_exit_status", exit_status)
     if exit_status == 0:
         put("quantops_backup_last_success_timestamp_seconds", now)
-    if duration is None and started is not None:
-        duration = max(0.0, now - started)
     if duration is not None:
         put("quantops_backup_duration_seconds", duration)
     if size is not None:

@@ -23,6 +23,12 @@ Per database, run:
      gunzip -t); then it is renamed to <db>_<UTC>.dump and <name>.sha256 is
      written beside it (sha256sum format).  A dump with a .sha256 is "verified";
      one that fails verification is kept as <name>.unverified;
+  3b. with encryption on (config "encryption"): the verified file is
+     encrypted with age to the public keys in encryption.recipients_file into
+     <name>.age, the .sha256 is of that file, and the plaintext is removed (it
+     only ever exists as the hidden .partial of the running job).  The host
+     needs no private key: restores decrypt with the identity from the
+     inventory (playbooks/backup/tasks/restore_dump.yml);
   4. optional offsite copy (aws s3 cp or rclone copyto) on the configured weekdays;
   5. retention - only after a verified dump of that database in this run:
      delete dumps older than retention_days, but never the newest verified
@@ -36,7 +42,7 @@ Tarballs (config/logs/state paths): the same steps with tar -czf, verification
 Exit status (also the metric quantops_backup_last_exit_status): 0 success,
 1 some other failure, 2 bad configuration, 3 not enough free space (refused or
 ENOSPC), 4 pg_dump/tar failed, 5 verification failed, 6 offsite copy failed,
-75 another run holds the lock.  The job's exit status is the highest of its
+7 encryption failed, 75 another run holds the lock.  The job's exit status is the highest of its
 targets.  Partial files are always removed; nothing older is deleted by a
 run whose own backup failed.
 """
@@ -59,7 +65,8 @@ CONFIG_FILE = "/etc/quantops/pg_dump_backup.json"
 LOCK_FILE = "/run/quantops-pg-dump-backup.lock"
 CHUNK = 1024 * 1024
 
-OK, FAILED, CONFIG, NO_SPACE, TOOL_FAILED, VERIFY_FAILED, OFFSITE_FAILED, LOCKED = 0, 1, 2, 3, 4, 5, 6, 75
+OK, FAILED, CONFIG, NO_SPACE, TOOL_FAILED, VERIFY_FAILED, OFFSITE_FAILED, ENCRYPT_FAILED, LOCKED = 0, 1, 2, 3, 4, 5, 6, 7, 75
+ENCRYPTED_SUFFIX = ".age"
 STAMP_RE = r"(?P<stamp>[0-9]{8}T[0-9]{6}Z)"
 
 
@@ -90,7 +97,8 @@ def stamp(now):
 
 
 def backup_re(prefix, suffix):
-    return re.compile("^" + re.escape(prefix) + "_" + STAMP_RE + re.escape(suffix) + "$")
+    """<prefix>_<UTC stamp><suffix>, plain or encrypted (<suffix>.age): one series for the retention."""
+    return re.compile("^" + re.escape(prefix) + "_" + STAMP_RE + re.escape(suffix) + "(?:" + re.escape(ENCRYPTED_SUFFIX) + ")?$")
 
 
 def sha256_line(digest, name):
@@ -372,6 +380,38 @@ class Job:
             pass
         os.replace(tmp, path + ".sha256")
 
+    def encryption_on(self):
+        return bool((self.c.get("encryption") or {}).get("enabled"))
+
+    def encrypt(self, tool, target, plain, final):
+        """Encrypt the verified plain file with age into final + .age; return (path, sha256, size)."""
+        enc = self.c["encryption"]
+        encrypted = final + ENCRYPTED_SUFFIX
+        partial = os.path.join(os.path.dirname(final), "." + os.path.basename(encrypted) + ".partial")
+        try:
+            proc = self.run([enc.get("command", "age"), "--encrypt", "--recipients-file", enc["recipients_file"],
+                             "--output", partial, plain])
+            if proc.returncode != 0:
+                raise JobError(NO_SPACE if "no space left" in proc.stderr.lower() else ENCRYPT_FAILED,
+                               "%s %s: age --encrypt failed (%d): %s" % (tool, target, proc.returncode,
+                                                                         proc.stderr.strip()[-1000:]))
+            os.chmod(partial, 0o640)
+            try:
+                os.chown(partial, 0, self.c["group_gid"])
+            except OSError:
+                pass
+            digest = self.file_sha256(partial)
+            size = os.path.getsize(partial)
+            os.replace(partial, encrypted)
+            partial = None
+        except OSError as exc:
+            raise JobError(NO_SPACE if exc.errno == errno.ENOSPC else ENCRYPT_FAILED,
+                           "%s %s: encrypting %s failed: %s" % (tool, target, plain, exc))
+        finally:
+            if partial and os.path.exists(partial):
+                os.unlink(partial)
+        return encrypted, digest, size
+
     def offsite_due(self, now):
         days = self.c["offsite"].get("weekdays") or []
         return self.c["offsite"].get("enabled") and (not days or time.localtime(now).tm_wday + 1 in days)
@@ -451,8 +491,15 @@ class Job:
                                               "%s); kept as %s.unverified" % (
                                                   tool, target, digest, on_disk, verify_argv[0], check.returncode,
                                                   check.stderr.strip()[-500:], final))
-            os.replace(partial, final)
-            partial = None
+            if self.encryption_on():
+                final, digest, size = self.encrypt(tool, target, partial, final)
+                os.unlink(partial)
+                partial = None
+                self.log("INFO", "%s %s: encrypted with age to the recipients in %s" % (
+                    tool, target, self.c["encryption"]["recipients_file"]))
+            else:
+                os.replace(partial, final)
+                partial = None
             self.write_sha256(final, digest)
             self.log("INFO", "%s %s: %s written and verified (%d bytes, sha256 %s, %d TOC/list lines, %.1f s)" % (
                 tool, target, final, size, digest, len(check.stdout.splitlines()), time.time() - started))
@@ -526,6 +573,10 @@ def load_config(path):
     missing = [key for key in required if key not in config]
     if missing:
         raise JobError(CONFIG, "%s lacks %s" % (path, ", ".join(missing)))
+    enc = config.get("encryption") or {}
+    if enc.get("enabled") and not os.path.isfile(enc.get("recipients_file", "")):
+        raise JobError(CONFIG, "%s: encryption is on but its recipients file %r does not exist" % (
+            path, enc.get("recipients_file")))
     try:
         import grp
         import pwd

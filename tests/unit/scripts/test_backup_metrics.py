@@ -117,6 +117,20 @@ def test_drill_rto_rpo():
     assert samples[("quantops_backup_last_verified_timestamp_seconds", key)] == 50.0
 
 
+def test_repository_verification_has_families_of_its_own():
+    """A passing `pgbackrest verify` must never look like a backup or a restore drill."""
+    first = qbm.update({}, "pgbackrest", "main", "verify", now=100.0, started=40.0, verified=True, size=5)
+    second = qbm.update(first, "pgbackrest", "main", "verify", now=200.0, exit_status=1, duration=3)
+    key = labels("pgbackrest", "main", "verify")
+    assert second[("quantops_backup_verify_last_run_timestamp_seconds", key)] == 200.0
+    assert second[("quantops_backup_verify_last_exit_status", key)] == 1
+    assert second[("quantops_backup_verify_last_success_timestamp_seconds", key)] == 100.0
+    assert second[("quantops_backup_verify_duration_seconds", key)] == 3
+    assert first[("quantops_backup_verify_duration_seconds", key)] == 60.0
+    assert all(name.startswith("quantops_backup_verify_") for name, _labels in second)
+    assert_exposition_format(qbm.render(second))
+
+
 def test_render_then_parse_round_trips_with_escaped_labels():
     samples = qbm.update({}, "pg_dump", 'we"ird\\na\nme', "dump", now=1700000000.25, size=1.5e12)
     samples[("other_metric", ())] = 42.0
@@ -129,6 +143,7 @@ def test_render_then_parse_round_trips_with_escaped_labels():
 
 def test_render_has_help_and_gauge_type_for_each_family():
     samples = qbm.update({}, "pg_dump", "db", "dump", now=1.0, duration=2, size=3, verified=True, rto=4, rpo=5)
+    samples = qbm.update(samples, "pg_dump", "db", "verify", now=1.0, duration=2)
     typed = assert_exposition_format(qbm.render(samples))
     assert typed == {name: "gauge" for name in ALL_FAMILIES}
 

@@ -229,3 +229,43 @@ def test_prune_deletes_files_and_their_sha256(tmp_path):
     assert runner.prune(str(tmp_path), "db", ".dump", NOW) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == [newest.name, newest.name + ".sha256"]
     assert any("retention: deleting" in text and old.name in text for _level, text in messages)
+
+
+def test_encrypted_dumps_are_one_series_with_the_plain_ones(tmp_path):
+    """<name>.dump.age (encryption on) and <name>.dump (before it was on) share the retention."""
+    for name in ("db_20261101T020000Z.dump", "db_20261102T020000Z.dump.age", "db_20261103T020000Z.dump.age",
+                 ".db_20261104T020000Z.dump.age.partial", "db_20261105T020000Z.dump.age.sha256",
+                 "db_20261106T020000Z.dump.agex"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "db_20261102T020000Z.dump.age.sha256").write_text("0" * 64 + "  x\n")
+    found = {e["name"]: e["verified"] for e in job.list_backups(str(tmp_path), "db", ".dump")}
+    assert found == {"db_20261101T020000Z.dump": False, "db_20261102T020000Z.dump.age": True,
+                     "db_20261103T020000Z.dump.age": False}
+
+
+def test_prune_never_deletes_the_newest_verified_encrypted_dump(tmp_path):
+    plain, encrypted = tmp_path / "db_20260101T020000Z.dump", tmp_path / "db_20260201T020000Z.dump.age"
+    for path, days in ((plain, 90), (encrypted, 60)):
+        path.write_bytes(b"x")
+        (tmp_path / (path.name + ".sha256")).write_text("0" * 64 + "  " + path.name + "\n")
+        os.utime(path, (NOW - days * DAY, NOW - days * DAY))
+    runner = job.Job({"pg_bindir": "/usr/lib/postgresql/17/bin", "retention_days": 30, "monthly_keep_months": 0},
+                     lambda level, text: None)
+    assert runner.prune(str(tmp_path), "db", ".dump", NOW) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [encrypted.name, encrypted.name + ".sha256"]
+
+
+def test_encryption_without_a_recipients_file_is_a_configuration_error(tmp_path):
+    config = {key: "x" for key in ("dump_dir", "tarball_dir", "os_user", "compress", "log_file", "metrics_command",
+                                   "pg_bindir")}
+    config.update(databases=["db"], port=5432, retention_days=30, monthly_keep_months=0, space_factor=1.0,
+                  space_reserve_bytes=0, paths=[], offsite={"enabled": False},
+                  encryption={"enabled": True, "recipients_file": str(tmp_path / "missing.txt")})
+    path = tmp_path / "config.json"
+    path.write_text(job.json.dumps(config), encoding="utf-8")
+    try:
+        job.load_config(str(path))
+    except job.JobError as exc:
+        assert exc.status == job.CONFIG and "recipients file" in str(exc)
+    else:
+        raise AssertionError("load_config accepted encryption without recipients")
