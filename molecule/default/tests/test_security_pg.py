@@ -208,3 +208,25 @@ def test_restart_policy_never_then_rolling(host):
         assert run.returncode == 0, out[-3000:]
     assert int(psql(host, "SHOW max_locks_per_transaction")) == before
     assert psql(host, "SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
+
+
+# --- files PostgreSQL cannot load are never left in place -------------------------
+
+def test_a_setting_postgresql_cannot_load_is_put_back(host):
+    conf = "/etc/postgresql/17/main/conf.d/50-quantops.conf"
+    before = host.file(conf).md5sum
+    start = psql(host, "SELECT pg_postmaster_start_time()")
+    # Valid syntax, invalid value: pg_file_settings alone does not see it, postgres -C does.
+    run, out = run_role({"postgresql_settings": {"work_mem": "lots"}})
+    assert run.returncode != 0, out[-3000:]
+    assert "PostgreSQL on %s cannot load the configuration files" % DB_NAME in out, out[-3000:]
+    assert 'invalid value for parameter \\"work_mem\\": \\"lots\\"' in out or \
+        'invalid value for parameter "work_mem": "lots"' in out, out[-3000:]
+    assert "the files this run wrote were put back as they were (%s)" % conf in out, out[-3000:]
+    assert host.file(conf).md5sum == before
+    assert "lots" not in host.file(conf).content_string
+    # Nothing was reloaded with it, nothing restarted, nothing left pending.
+    assert psql(host, "SELECT pg_postmaster_start_time()") == start
+    assert psql(host, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL") == "0"
+    assert host.run("runuser -u postgres -- /usr/lib/postgresql/17/bin/postgres "
+                    "--config-file=/etc/postgresql/17/main/postgresql.conf -C data_directory").rc == 0
