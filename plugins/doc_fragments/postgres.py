@@ -64,6 +64,8 @@ options:
     description:
       - Whether and how an SSL/TLS TCP connection is negotiated with the server (libpq C(sslmode)).
       - Ignored for unix-socket connections.
+      - Across the network use C(verify-full) with O(ca_cert). C(prefer) and C(require) encrypt but do not
+        check who the server is.
       - See U(https://www.postgresql.org/docs/current/libpq-ssl.html) for the modes.
     type: str
     default: prefer
@@ -72,8 +74,19 @@ options:
     description:
       - File of certificate authority certificates used to verify the server with
         O(ssl_mode=verify-ca) or O(ssl_mode=verify-full) (libpq C(sslrootcert)).
+      - For a server set up by the quantops.platform.postgresql role, the CA of the quantops.platform.pki role
+        (C(ca.crt) in its C(pki_dir) on the controller, or C(/etc/postgresql/<version>/<cluster>/tls/ca.crt) on the host).
+      - With O(ssl_mode=verify-full) across the network, the server's name must be in its certificate.
     type: path
     aliases: [ ssl_rootcert ]
+  ssl_cert:
+    description:
+      - Client certificate file for a server that asks for one (pg_hba method C(cert)) (libpq C(sslcert)).
+    type: path
+  ssl_key:
+    description:
+      - Private key of O(ssl_cert) (libpq C(sslkey)). Must not be readable by group or others unless owned by root.
+    type: path
 requirements:
   - psycopg >= 3.1 on the managed node (C(python3-psycopg) on Debian 12 and later, or C(pip install psycopg[binary]))
 notes:

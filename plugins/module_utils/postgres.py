@@ -54,6 +54,8 @@ def postgres_common_argument_spec():
         connect_timeout=dict(type='int', default=10),
         ssl_mode=dict(type='str', default='prefer', choices=SSL_MODES),
         ca_cert=dict(type='path', aliases=['ssl_rootcert']),
+        ssl_cert=dict(type='path'),
+        ssl_key=dict(type='path', no_log=False),
     )
 
 
@@ -84,6 +86,10 @@ def get_conn_params(params):
         kw['password'] = params['login_password']
     if params.get('ca_cert'):
         kw['sslrootcert'] = params['ca_cert']
+    if params.get('ssl_cert'):
+        kw['sslcert'] = params['ssl_cert']
+    if params.get('ssl_key'):
+        kw['sslkey'] = params['ssl_key']
     return kw
 
 

@@ -19,6 +19,7 @@ testinfra_hosts = ["podman://qp-default-db"]
 MON = testinfra.get_host("podman://qp-default-mon")
 WATCHED = [
     ("db", "/etc/postgresql/17/main/conf.d/50-quantops.conf"),
+    ("db", "/etc/postgresql/17/main/pg_hba.conf"),
     ("mon", "/etc/prometheus/prometheus.yml"),
     ("mon", "/etc/prometheus/alertmanager.yml"),
     ("mon", "/etc/grafana/provisioning/dashboards/quantops.yml"),
@@ -52,6 +53,21 @@ CASES = {
     "weak pg_hba method": (
         {"postgresql_hba_entries": [{"database": "all", "user": "all", "address": "0.0.0.0/0", "method": "trust"}]},
         "trust, password and md5 are refused"),
+    # Issue 15: every pg_hba field is checked, and plaintext logins from the network are refused.
+    "newline in a pg_hba address": (
+        {"postgresql_hba_entries": [{"database": "quant_platform", "user": "reporting",
+                                     "address": "10.0.0.0/8\nhost all all 0.0.0.0/0 trust"}]},
+        "postgresql_hba_entries[0] (user \"reporting\"): address must each be one word"),
+    "quote in a pg_hba user name": (
+        {"postgresql_hba_entries": [{"database": "quant_platform", "user": "report\"ing", "address": "10.0.0.0/8"}]},
+        "user must each be one word without spaces, newlines"),
+    "plaintext host line for a remote address": (
+        {"postgresql_hba_entries": [{"type": "host", "database": "quant_platform", "user": "reporting",
+                                     "address": "10.0.0.0/8"}]},
+        "lets a client log in over plaintext TCP from 10.0.0.0/8, which is not loopback"),
+    "unknown key in a pg_hba entry": (
+        {"postgresql_hba_entries": [{"database": "quant_platform", "user": "reporting", "adress": "10.0.0.0/8"}]},
+        "postgresql_hba_entries.adress. Supported parameters include: address, allow_plaintext"),
     # Issue 3, "Bad input": the monitoring roles refuse these before the running config is replaced.
     "alert route to a receiver that does not exist": (
         {"alertmanager_routes": [{"receiver": "oncall", "matchers": ['severity="critical"']}]},

@@ -118,6 +118,70 @@ def test_connect_passes_autocommit_and_parameters(monkeypatch):
     assert seen['application_name'] == 'ansible-quantops.platform'
 
 
+def test_tls_options_are_community_postgresql_names():
+    spec = pg.postgres_common_argument_spec()
+    assert spec['ca_cert'] == {'type': 'path', 'aliases': ['ssl_rootcert']}
+    assert spec['ssl_cert'] == {'type': 'path'}
+    assert spec['ssl_key']['type'] == 'path' and 'default' not in spec['ssl_key']
+
+
+def test_ssl_rootcert_alias_reaches_ca_cert():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    result = ArgumentSpecValidator(pg.postgres_common_argument_spec()).validate(
+        {'ssl_rootcert': '/etc/pki/ca.crt', 'ssl_mode': 'verify-full'})
+    assert result.error_messages == []
+    kw = pg.get_conn_params(result.validated_parameters)
+    assert kw['sslrootcert'] == '/etc/pki/ca.crt'
+    assert kw['sslmode'] == 'verify-full'
+
+
+def test_unknown_ssl_mode_is_refused():
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    result = ArgumentSpecValidator(pg.postgres_common_argument_spec()).validate({'ssl_mode': 'verify_full'})
+    assert result.error_messages
+    assert 'ssl_mode' in ' '.join(result.error_messages)
+
+
+def test_connect_passes_tls_options_to_psycopg(monkeypatch):
+    seen = {}
+
+    def fake_connect(**kwargs):
+        seen.update(kwargs)
+        return 'conn'
+    monkeypatch.setattr(psycopg, 'connect', fake_connect)
+    module = FakeModule(login_host='qp-default-db', login_password='s3cret', ssl_mode='verify-full',
+                        ca_cert='/etc/pki/ca.crt', ssl_cert='/etc/pki/client.crt', ssl_key='/etc/pki/client.key')
+    assert pg.connect(module) == 'conn'
+    assert seen['host'] == 'qp-default-db'
+    assert seen['sslmode'] == 'verify-full'
+    assert seen['sslrootcert'] == '/etc/pki/ca.crt'
+    assert seen['sslcert'] == '/etc/pki/client.crt'
+    assert seen['sslkey'] == '/etc/pki/client.key'
+    # libpq takes them: psycopg builds a conninfo string with every keyword.
+    conninfo = psycopg.conninfo.make_conninfo(**dict((k, v) for k, v in seen.items() if k != 'autocommit'))
+    parsed = psycopg.conninfo.conninfo_to_dict(conninfo)
+    assert parsed['sslmode'] == 'verify-full' and parsed['sslcert'] == '/etc/pki/client.crt'
+    assert parsed['sslkey'] == '/etc/pki/client.key' and parsed['sslrootcert'] == '/etc/pki/ca.crt'
+
+
+def test_no_client_certificate_keywords_unless_given():
+    kw = pg.get_conn_params(FakeModule(login_host='db.lab').params)
+    assert 'sslcert' not in kw and 'sslkey' not in kw and 'sslrootcert' not in kw
+
+
+def test_doc_fragment_matches_the_argument_spec():
+    import yaml
+    from ansible_collections.quantops.platform.plugins.doc_fragments.postgres import ModuleDocFragment
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)['options']
+    spec = pg.postgres_common_argument_spec()
+    assert sorted(documented) == sorted(spec)
+    for name, option in spec.items():
+        assert documented[name]['type'] == option['type'], name
+        assert documented[name].get('aliases', []) == option.get('aliases', []), name
+        assert documented[name].get('default') == option.get('default'), name
+        assert documented[name].get('choices') == option.get('choices'), name
+
+
 def test_missing_psycopg_fails_with_missing_required_lib(monkeypatch):
     real_import = builtins.__import__
 
