@@ -24,8 +24,9 @@ def test_every_role_has_argument_specs_and_a_readme(role):
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_argument_specs_name_every_default_and_nothing_else(role):
-    """A variable in defaults/main.yml that the spec does not describe is never validated, and one
-    the spec describes without a default in defaults/ is unset unless it is required."""
+    """A variable in defaults/main.yml that the spec does not describe is never validated, a spec
+    default that differs from defaults/ misleads (templated defaults are documented by their
+    resolved value), and one the spec describes without a default in defaults/ is unset."""
     specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     options = (specs.get("main") or {}).get("options") or {}
     every_entry_point = set().union(*[((s or {}).get("options") or {}) for s in specs.values()])
@@ -33,6 +34,12 @@ def test_argument_specs_name_every_default_and_nothing_else(role):
     defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
     undocumented = sorted(set(defaults) - every_entry_point)
     assert not undocumented, f"defaults without an argument spec entry: {undocumented}"
+    every_option = {}
+    for spec in specs.values():
+        every_option.update((spec or {}).get("options") or {})
+    differ = sorted(n for n, v in defaults.items() if "default" in (every_option.get(n) or {})
+                    and not (isinstance(v, str) and "{{" in v) and every_option[n]["default"] != v)
+    assert not differ, f"argument spec default differs from defaults/main.yml: {differ}"
     unset = sorted(n for n, s in options.items() if n not in defaults and not (s or {}).get("required")
                    and "default" in (s or {}))
     assert not unset, f"spec gives a default that defaults/main.yml does not set: {unset}"
