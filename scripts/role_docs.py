@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write each role's README.md reference section from its meta/argument_specs.yml.
 
 The section between the two markers below is generated: entry points, their descriptions and
