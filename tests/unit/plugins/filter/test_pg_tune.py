@@ -13,21 +13,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from ansible.errors import AnsibleFilterError
 
-import ansible_collections.quantops.platform as collection
 from ansible_collections.quantops.platform.plugins.filter.pg_tune import (
     FilterModule,
     pg_memory_bytes,
     pg_tune,
 )
 from ansible_collections.quantops.platform.plugins.module_utils.pgtune import compute_tuning
+from ansible_collections.quantops.platform.tests.unit.playbook import run_playbook
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -169,17 +166,7 @@ PLAYBOOK = """
 
 
 def _run_playbook(tmp_path, extra_vars):
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK)
-    collections_dir = os.path.dirname(os.path.dirname(os.path.dirname(list(collection.__path__)[0])))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_dir, ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0',
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    env.pop('ANSIBLE_CONFIG', None)
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), str(playbook),
-               '-e', json.dumps(extra_vars)]
-    return subprocess.run(command, cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return run_playbook(tmp_path, PLAYBOOK, extra_vars)
 
 
 def test_filters_work_in_a_playbook(tmp_path):

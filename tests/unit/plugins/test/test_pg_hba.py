@@ -11,16 +11,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from ansible.errors import AnsibleFilterError
 
 import ansible_collections.quantops.platform as collection
+from ansible_collections.quantops.platform.tests.unit.playbook import run_playbook
 from ansible_collections.quantops.platform.plugins.filter.pg_hba import FilterModule, pg_hba_cidr
 from ansible_collections.quantops.platform.plugins.test.pg_hba import (
     TestModule as PgHbaTests,
@@ -98,18 +96,8 @@ PLAYBOOK = """
 
 
 def _run(tmp_path, hba, **extra):
-    playbook = tmp_path / 'play.yml'
-    playbook.write_text(PLAYBOOK)
-    collections_dir = os.path.dirname(os.path.dirname(os.path.dirname(list(collection.__path__)[0])))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_dir, ANSIBLE_NOCOLOR='1',
-               ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_INVENTORY_UNPARSED_WARNING='0',
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-    env.pop('ANSIBLE_CONFIG', None)
     extra_vars = dict(extra, postgresql_hba_entries=hba, out=str(tmp_path / 'pg_hba.conf'), role_dir=ROLE)
-    command = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), str(playbook),
-               '-e', json.dumps(extra_vars)]
-    result = subprocess.run(command, cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                            timeout=300, check=False)
+    result = run_playbook(tmp_path, PLAYBOOK, extra_vars)
     return result, result.stdout + result.stderr
 
 
