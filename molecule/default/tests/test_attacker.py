@@ -61,7 +61,8 @@ def ca_in_probe():
 
 @pytest.mark.parametrize("target", [DB, MON])
 def test_only_expected_ports_are_open(host, target):
-    scan = host.run(f"nmap -Pn -n -p- -T4 --open -oG - {target}")
+    # -sT: a plain TCP connect scan, what any unprivileged client on the network can do.
+    scan = host.run(f"nmap -sT -Pn -n -p- -T4 --open -oG - {target}")
     assert scan.rc == 0, scan.stderr
     open_ports = set()
     for line in scan.stdout.splitlines():
@@ -128,8 +129,9 @@ def test_a_converge_that_rewrites_every_secret_file_prints_no_secret():
     assert secrets, f"no secrets found in {SECRETS}"
     removed = {}
     for target in (DB, MON):
+        # /etc/ssl holds Debian's own snakeoil key, which no role writes.
         hits = testinfra.get_host(f"podman://{target}").run(
-            "grep -rlF -e 'PRIVATE KEY' " + " ".join(f"-e '{s}'" for s in secrets) + " /etc")
+            "grep -rlF --exclude-dir=ssl -e 'PRIVATE KEY' " + " ".join(f"-e '{s}'" for s in secrets) + " /etc")
         removed[target] = [path for path in hits.stdout.split() if path]
         for path in removed[target]:
             testinfra.get_host(f"podman://{target}").run(f"mv '{path}' '{path}.probe-moved'")
@@ -138,13 +140,17 @@ def test_a_converge_that_rewrites_every_secret_file_prints_no_secret():
     run = subprocess.run(["ansible-playbook", "--diff", "-i", INVENTORY, str(PROJECT / "playbooks" / "site.yml")],
                          env=env, capture_output=True, text=True, check=False, timeout=900)
     output = run.stdout + run.stderr
+    not_rewritten = []
     for target, paths in removed.items():
+        node = testinfra.get_host(f"podman://{target}")
         for path in paths:
-            testinfra.get_host(f"podman://{target}").run(f"rm -f '{path}.probe-moved'")
+            if node.file(path).exists:
+                node.run(f"rm -f '{path}.probe-moved'")
+            else:  # put it back, then fail below
+                node.run(f"mv '{path}.probe-moved' '{path}'")
+                not_rewritten.append(f"{target}:{path}")
     assert run.returncode == 0, output[-3000:]
     assert "PRIVATE KEY" not in output
     leaked = [s[:3] + "..." for s in secrets if s in output]
     assert not leaked, f"{len(leaked)} secret(s) printed by a --diff converge: {leaked}"
-    for target, paths in removed.items():
-        for path in paths:
-            assert testinfra.get_host(f"podman://{target}").file(path).exists, f"{target}:{path} not written again"
+    assert not not_rewritten, f"secret-bearing files the converge did not write again: {not_rewritten}"
