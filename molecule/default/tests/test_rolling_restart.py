@@ -56,13 +56,14 @@ def log_times(host, cluster, text, since):
 def test_rolling_restarts_one_host_after_the_other(host):
     assert host.run("pg_createcluster 17 rolling --port 5433 --start").rc == 0
     try:
-        locks = {name: int(psql(host, port, "SHOW max_locks_per_transaction")) for name, (_, port) in CLUSTERS.items()}
-        for name, (_, port) in CLUSTERS.items():
+        ports = {name: port for name, (cluster, port) in CLUSTERS.items()}
+        locks = {name: int(psql(host, port, "SHOW max_locks_per_transaction")) for name, port in ports.items()}
+        for name, port in ports.items():
             psql(host, port, f"ALTER SYSTEM SET max_locks_per_transaction = {locks[name] + 16}")
             psql(host, port, "SELECT pg_reload_conf()")
             assert psql(host, port, "SELECT name FROM pg_settings WHERE pending_restart") == "max_locks_per_transaction"
-        since = datetime.datetime.strptime(psql(host, 5432, "SELECT to_char(now() AT TIME ZONE 'UTC', "
-                                                             "'YYYY-MM-DD HH24:MI:SS.US')"), "%Y-%m-%d %H:%M:%S.%f")
+        now = psql(host, 5432, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+        since = datetime.datetime.strptime(now, "%Y-%m-%d %H:%M:%S.%f")
         inventory = {"all": {"vars": {"ansible_connection": "podman_nsenter",
                                       "ansible_python_interpreter": "/usr/bin/python3"},
                              "hosts": {name: {"ansible_host": DB, "postgresql_cluster_name": cluster,
@@ -81,12 +82,13 @@ def test_rolling_restarts_one_host_after_the_other(host):
         assert run.returncode == 0, out[-3000:]
         for name in CLUSTERS:
             assert f"Restart PostgreSQL on {name}]" in out, out[-3000:]
-        for name, (_, port) in CLUSTERS.items():
+        for name, port in ports.items():
             assert int(psql(host, port, "SHOW max_locks_per_transaction")) == locks[name] + 16
         order = sorted((log_times(host, cluster, "received fast shutdown request", since)[0],
                         log_times(host, cluster, "database system is ready to accept connections", since)[0], cluster)
-                       for cluster, _ in CLUSTERS.values())
-        (_, first_ready, first), (second_shutdown, _, second) = order
+                       for cluster in (c for c, p in CLUSTERS.values()))
+        first_ready, first = order[0][1], order[0][2]
+        second_shutdown, second = order[1][0], order[1][2]
         assert first_ready <= second_shutdown, (
             f"{second} was shut down at {second_shutdown}, before {first} accepted connections at {first_ready}")
     finally:
