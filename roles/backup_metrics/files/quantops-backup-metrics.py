@@ -173,20 +173,16 @@ def update(samples, tool, target, type_, now, exit_status=0, duration=None, size
 
     if duration is None and started is not None:
         duration = max(0.0, now - started)
-    if type_ == "verify":
-        put("quantops_backup_verify_last_run_timestamp_seconds", now)
-        put("quantops_backup_verify_last_exit_status", exit_status)
-        if exit_status == 0:
-            put("quantops_backup_verify_last_success_timestamp_seconds", now)
-        if duration is not None:
-            put("quantops_backup_verify_duration_seconds", duration)
-        return result
-    put("quantops_backup_last_run_timestamp_seconds", now)
-    put("quantops_backup_last_exit_status", exit_status)
+    # A verify run has metric families of its own, so it never counts as a backup.
+    prefix = "quantops_backup_verify_" if type_ == "verify" else "quantops_backup_"
+    put(prefix + "last_run_timestamp_seconds", now)
+    put(prefix + "last_exit_status", exit_status)
     if exit_status == 0:
-        put("quantops_backup_last_success_timestamp_seconds", now)
+        put(prefix + "last_success_timestamp_seconds", now)
     if duration is not None:
-        put("quantops_backup_duration_seconds", duration)
+        put(prefix + "duration_seconds", duration)
+    if type_ == "verify":
+        return result
     if size is not None:
         put("quantops_backup_size_bytes", size)
     if verified and exit_status == 0:
