@@ -107,7 +107,9 @@ def generated(role, specs):
         for paragraph in paragraphs(spec.get("description")):
             out += [f"- {paragraph}"]
         options = spec.get("options") or {}
-        if options:
+        if entry != "main" and options and options == (specs.get("main") or {}).get("options"):
+            out += ["", "Options: the same as the `main` entry point."]
+        elif options:
             out += ["", "| option | type | default | description |", "|---|---|---|---|"]
             out += option_rows(options)
         else:

@@ -6,7 +6,7 @@ tmp directory) from the role's defaults and vars plus test passwords, then
 checked against Grafana's provisioning format (apiVersion 1; data sources,
 dashboard providers, contact points and policies with their documented keys).
 
-The role's preflight is run the same way (``tasks_from: preflight.yml``, in
+The role's preflight is run the same way (``tasks_from: preflight``, in
 check mode): it must pass on the defaults and stop on a dashboard that is not
 JSON, on a template data source input, and on bad passwords or contact
 points. The dashboard check script it calls is unit-tested directly too.
@@ -431,7 +431,7 @@ def test_check_command_line(tmp_path):
 def preflight(tmp, extra_vars):
     play = {"name": "Run the grafana role's preflight", "hosts": "localhost", "gather_facts": False,
             "tasks": [{"name": "Preflight",
-                       "ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "preflight.yml"}}]}
+                       "ansible.builtin.include_role": {"name": str(ROLE), "tasks_from": "preflight"}}]}
     variables = {"grafana_admin_password": ADMIN_PASSWORD, "grafana_postgresql_password": PG_PASSWORD,
                  "grafana_prometheus_password": PROM_PASSWORD, "grafana_secret_key": SECRET_KEY}
     variables.update(extra_vars)

@@ -84,7 +84,7 @@ PLAYBOOK = """
     - name: Preflight of the postgresql role
       ansible.builtin.include_role:
         name: quantops.platform.postgresql
-        tasks_from: preflight.yml
+        tasks_from: preflight
       vars:
         postgresql_tuning_enabled: false
     - name: Render pg_hba.conf
