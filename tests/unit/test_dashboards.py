@@ -13,7 +13,6 @@ metrics), counters only through rate()/increase(), gauges never rated.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,19 +22,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible_collections.quantops.platform.tests.unit.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_promql_exprs():
-    """scripts/promql_exprs.py: the one reader of PromQL expressions the tests share."""
-    spec = importlib.util.spec_from_file_location("promql_exprs", ROOT / "scripts" / "promql_exprs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_PROMQL = _load_promql_exprs()
+# scripts/promql_exprs.py: the one reader of PromQL expressions the tests share.
+_PROMQL = load_file("promql_exprs", "scripts/promql_exprs.py")
 PROMQL_WORDS = _PROMQL.PROMQL_WORDS
 metric_names = _PROMQL.metric_names
 

@@ -320,25 +320,6 @@ def test_contact_point_task_hides_its_secrets():
     assert "grafana_ini_extra | length > 0" in ini["no_log"]
 
 
-# --- argument specs in sync with defaults -------------------------------------------------------
-
-@pytest.mark.parametrize("role", ["grafana", "logrotate"])
-def test_argument_specs_match_defaults(role):
-    base = ROOT / "roles" / role
-    defaults = yaml.safe_load((base / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    options = yaml.safe_load((base / "meta" / "argument_specs.yml").read_text(encoding="utf-8"))
-    options = options["argument_specs"]["main"]["options"]
-    for name, value in defaults.items():
-        assert name in options, f"{name} has a default but no argument spec"
-        assert options[name].get("default") == value, name
-    for name, spec in options.items():
-        assert name.startswith(role + "_")
-        # Secrets have no default; the preflight refuses a missing one with its own message.
-        assert name in defaults or spec.get("required") or name in (
-            "grafana_postgresql_password", "grafana_prometheus_password", "grafana_secret_key"), name
-        assert spec.get("description"), name
-
-
 # --- the dashboard check script -----------------------------------------------------------------
 
 def _load_check():

@@ -43,3 +43,25 @@ def test_argument_specs_name_every_default_and_nothing_else(role):
     unset = sorted(n for n, s in options.items() if n not in defaults and not (s or {}).get("required")
                    and "default" in (s or {}))
     assert not unset, f"spec gives a default that defaults/main.yml does not set: {unset}"
+
+
+SECRET_WORDS = ("password", "passphrase", "secret", "routing_key", "api_key", "token")
+NOT_SECRETS = {"postgresql_password_encryption"}  # the hash algorithm, not a password
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_option_is_prefixed_described_and_secrets_are_no_log_without_a_default(role):
+    """Role-prefixed names (ansible-lint's rule, and no clash between roles), a description for the
+    generated README, and for secrets: no_log, and never a default value (no admin/admin)."""
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    defaults_file = role / "defaults" / "main.yml"
+    defaults = yaml.safe_load(defaults_file.read_text()) or {} if defaults_file.exists() else {}
+    for entry, spec in specs.items():
+        for name, option in ((spec or {}).get("options") or {}).items():
+            where = f"{role.name}:{entry}:{name}"
+            assert name.startswith(role.name + "_"), where
+            assert option.get("description"), where
+            if any(word in name for word in SECRET_WORDS) and name not in NOT_SECRETS and option.get("type", "str") == "str":
+                assert option.get("no_log") is True, f"{where} holds a secret: no_log: true"
+                assert defaults.get(name) in (None, "") and option.get("default") in (None, ""), \
+                    f"{where} holds a secret: it must have no default"

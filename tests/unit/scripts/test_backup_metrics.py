@@ -10,8 +10,6 @@ also by `promtool check metrics` (Prometheus' own parser).
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import re
 import subprocess
@@ -19,20 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible_collections.quantops.platform.tests.unit.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles" / "backup_metrics" / "files" / "quantops-backup-metrics.py"
 
 
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("quantops_backup_metrics", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-qbm = _load_script()
+qbm = load_file("quantops_backup_metrics", SCRIPT.relative_to(ROOT))
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'

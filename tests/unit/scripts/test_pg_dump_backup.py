@@ -10,25 +10,16 @@ molecule/backup_restore (dump_steps.yml, tests/test_dump.py).
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import time
 from pathlib import Path
+from ansible_collections.quantops.platform.tests.unit.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles" / "pg_dump_backup" / "files" / "quantops-pg-dump-backup.py"
 
 
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("quantops_pg_dump_backup", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-job = _load_script()
+job = load_file("quantops_pg_dump_backup", SCRIPT.relative_to(ROOT))
 DAY = 86400.0
 NOW = time.mktime((2026, 11, 23, 12, 0, 0, 0, 0, 0)) - time.timezone  # 2026-11-23 12:00 UTC
 
