@@ -20,7 +20,7 @@ import re
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError,
-    pure_quote_ident,
+    QuotedName,
     validate_identifier,
 )
 
@@ -55,8 +55,8 @@ def split_name(name, default_schema='public'):
 
 
 def regclass_text(schema, table):
-    """The quoted "schema"."table" text to cast to regclass (passed as a literal, never interpolated)."""
-    return '%s.%s' % (pure_quote_ident(schema), pure_quote_ident(table))
+    """The Query literal of "schema"."table" to cast to regclass (quoted by psycopg, never interpolated)."""
+    return QuotedName((schema, table))
 
 
 def classify_cutoff(value, what):

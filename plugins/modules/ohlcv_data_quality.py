@@ -149,28 +149,20 @@ options:
       - Runbooks set this only when the operator confirmed (C(data_quality_fix_confirm=true)).
     type: bool
     default: false
-  query_timeout:
-    description: Seconds any single query may run (C(statement_timeout)); C(0) means no limit.
-    type: int
-    default: 600
 extends_documentation_fragment:
   - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
+  - quantops.platform.attributes
 attributes:
   check_mode:
-    support: full
     details:
       - Every check runs (they only read). With O(fix=true) the rows that would be removed are returned in
         RV(removed_rows) and the DELETE statement in RV(queries); nothing is deleted.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 requirements:
   - C(exchange_calendars) >= 4.5 (tested with 4.13.2; pulls pandas and numpy) in the Python that runs the module,
     for the calendar method of C(missing_days). Without it the module still runs and judges missing days with
     the gap method, saying so in RV(missing_days_methods).
 notes:
+  - Without O(statement_timeout) each query may run 10 minutes (C(10min)).
   - "Where it runs: C(exchange_calendars) is not a Debian package. The collection's runbooks
     (C(playbooks/incidents/data_quality.yml)) run this module on the Ansible controller (C(delegate_to:
     localhost)) in the controller's Python, where they install C(exchange_calendars) with pip, and connect to
@@ -344,14 +336,16 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
+    Query,
     convert_value,
     fetch_all_dicts,
-    import_psycopg,
+    pg_session,
     postgres_common_argument_spec,
+    psycopg,
 )
 
 QUERY_TEXT_LIMIT = 2000
+STATEMENT_TIMEOUT = '10min'
 
 
 def argument_spec():
@@ -378,7 +372,6 @@ def argument_spec():
         min_returns=dict(type='int', default=20),
         max_findings=dict(type='int', default=100),
         fix=dict(type='bool', default=False),
-        query_timeout=dict(type='int', default=600),
     )
     return spec
 
@@ -402,10 +395,10 @@ class DataQuality(object):
         self.timings = {}
 
     def text(self, query):
-        return query.as_string(self.conn) if hasattr(query, 'as_string') else str(query)
+        return query.as_string(self.conn)
 
     def rows(self, query, record=True, convert=True):
-        composed = query.compose() if isinstance(query, dq.Query) else query
+        composed = query.compose(self.conn)
         if record:
             text = self.text(query)
             self.queries.append(text if len(text) <= QUERY_TEXT_LIMIT else text[:QUERY_TEXT_LIMIT] + ' ...')
@@ -423,7 +416,7 @@ class DataQuality(object):
 
     def columns(self):
         o = self.opts
-        rows = self.rows(dq.Query(
+        rows = self.rows(Query(
             'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type '
             'FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid '
             'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
@@ -600,15 +593,11 @@ def run_module():
     except dq.OptionError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     result = dict(changed=False, queries=[])
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         runner = DataQuality(module, conn, opts, psycopg.Error)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT set_config('statement_timeout', %s, false)",
-                            (str(opts['query_timeout'] * 1000),))
                 if not (opts['fix'] and not module.check_mode):
                     cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
             types = runner.columns()
@@ -659,8 +648,6 @@ def run_module():
         except psycopg.Error as e:
             module.fail_json(msg='Data-quality query failed on %s.%s: %s' % (
                 opts['schema'], opts['table'], to_native(e).strip()), queries=runner.queries)
-    finally:
-        conn.close()
 
     affected = sum(c['affected'] for c in checks)
     result.update(lists)

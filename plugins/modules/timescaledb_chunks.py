@@ -55,22 +55,14 @@ options:
     description: Return every chunk (name, range, size, compressed) under each hypertable in RV(hypertables).
     type: bool
     default: false
-  query_timeout:
-    description: Seconds any single statement may run (C(statement_timeout)); C(0) means no limit.
-    type: int
-    default: 3600
 extends_documentation_fragment:
   - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
+  - quantops.platform.attributes
 attributes:
   check_mode:
-    support: full
     details: Lists the chunks that would be compressed or dropped in RV(would_compress) and RV(would_drop).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 notes:
+  - Without O(statement_timeout) each statement may run one hour (C(1h)); compressing a large chunk takes minutes.
   - "License: C(timescaledb_information) views, C(show_chunks), C(drop_chunks) and C(chunks_detailed_size) work on
     the Apache build; C(compress_chunk) and the compression statistics need C(timescaledb.license=timescale)
     (the quantops.platform.timescaledb role publishes the same as the fact C(timescaledb_effective_license))."
@@ -179,13 +171,15 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
-from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
+    Query,
     fetch_all_dicts,
-    import_psycopg,
+    pg_session,
     postgres_common_argument_spec,
+    psycopg,
 )
+
+STATEMENT_TIMEOUT = '1h'
 
 
 def argument_spec():
@@ -196,7 +190,6 @@ def argument_spec():
         drop_older_than=dict(type='str'),
         tsl_required=dict(type='bool', default=True),
         include_chunks=dict(type='bool', default=False),
-        query_timeout=dict(type='int', default=3600),
     )
     return spec
 
@@ -208,8 +201,6 @@ def validate(params):
     if (compress or drop) and not names:
         raise tsdb.TimescaleError('compress_older_than and drop_older_than need hypertables: name the hypertables '
                                   'to change explicitly (an empty list means every hypertable, for the report only)')
-    if params['query_timeout'] < 0:
-        raise tsdb.TimescaleError('query_timeout must be >= 0, got %d' % params['query_timeout'])
     return names, compress, drop
 
 
@@ -220,11 +211,10 @@ class Chunks(object):
         self.queries = []
 
     def rows(self, query, record=False):
-        composed = query.compose() if isinstance(query, Query) else query
         if record:
-            self.queries.append(query.as_string(self.conn) if isinstance(query, Query) else query)
+            self.queries.append(query.as_string(self.conn))
         with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, composed)
+            return fetch_all_dicts(cur, query)
 
     def server(self):
         row = self.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
@@ -275,15 +265,22 @@ class Chunks(object):
                   literals={'reg': tsdb.regclass_text(ht['schema'], ht['name'])})
         return self.rows(q)[0]
 
-    def compress(self, chunk):
-        q = Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
-                  literals={'c': tsdb.regclass_text(chunk['chunk_schema'], chunk['chunk_name'])})
-        self.rows(q, record=True)
+    def run_or_record(self, query, check_mode):
+        """Run a changing statement (recorded in queries); in check mode only record it."""
+        if check_mode:
+            self.queries.append(query.as_string(self.conn))
+            return []
+        return self.rows(query, record=True)
 
-    def drop(self, ht, cutoff):
-        q = Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::' + tsdb.cutoff_cast(cutoff[0], ht['time_type'])
-                  + ') AS chunk', literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']), 'cut': cutoff[1]})
-        return [r['chunk'] for r in self.rows(q, record=True)], q
+
+def compress_query(chunk):
+    return Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
+                 literals={'c': tsdb.regclass_text(chunk['chunk_schema'], chunk['chunk_name'])})
+
+
+def drop_query(ht, cutoff):
+    return Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::' + tsdb.cutoff_cast(cutoff[0], ht['time_type'])
+                 + ') AS chunk', literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']), 'cut': cutoff[1]})
 
 
 def summarize(ht, chunks, stats, include):
@@ -309,16 +306,12 @@ def run_module():
         names, compress_cut, drop_cut = validate(params)
     except tsdb.TimescaleError as e:
         module.fail_json(msg=to_native(e))
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     result = dict(changed=False, compressed=[], dropped=[], skipped=[])
     if module.check_mode:
         result.update(would_compress=[], would_drop=[])
-    worker = Chunks(module, conn)
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
+        worker = Chunks(module, conn)
         try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(params['query_timeout'] * 1000),))
             server = worker.server()
             license_name = server['license'] or tsdb.LICENSE_TSL
             tsl = tsdb.tsl_available(license_name)
@@ -340,37 +333,25 @@ def run_module():
                 if compress_cut:
                     old, query = worker.chunks(ht, compress_cut)
                     todo = [c for c in old if not c['is_compressed']]
+                    for c in todo:
+                        worker.run_or_record(compress_query(c), module.check_mode)
                     if module.check_mode:
                         result['would_compress'] += [dict(c, hypertable='%s.%s' % (ht['schema'], ht['name']))
                                                      for c in todo]
-                        for c in todo:
-                            worker.queries.append(Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
-                                                        literals={'c': tsdb.regclass_text(c['chunk_schema'], c['chunk_name'])}
-                                                        ).as_string(conn))
                     else:
-                        for c in todo:
-                            worker.compress(c)
-                            result['compressed'].append('%s.%s' % (c['chunk_schema'], c['chunk_name']))
+                        result['compressed'] += ['%s.%s' % (c['chunk_schema'], c['chunk_name']) for c in todo]
                 if drop_cut:
                     old, query = worker.chunks(ht, drop_cut)
+                    if old:
+                        dropped = worker.run_or_record(drop_query(ht, drop_cut), module.check_mode)
+                        result['dropped'] += [r['chunk'] for r in dropped]
                     if module.check_mode:
                         result['would_drop'] += [dict(c, hypertable='%s.%s' % (ht['schema'], ht['name'])) for c in old]
-                        if old:
-                            worker.queries.append(
-                                Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::'
-                                      + tsdb.cutoff_cast(drop_cut[0], ht['time_type']) + ')',
-                                      literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']),
-                                                'cut': drop_cut[1]}).as_string(conn))
-                    elif old:
-                        dropped, query = worker.drop(ht, drop_cut)
-                        result['dropped'] += dropped
                 chunks, query = worker.chunks(ht)
                 stats = worker.compression_stats(ht) if tsl and ht['compression_enabled'] else None
                 report.append(summarize(ht, chunks, stats, params['include_chunks']))
         except psycopg.Error as e:
             module.fail_json(msg='TimescaleDB statement failed: %s' % to_native(e).strip(), queries=worker.queries)
-    finally:
-        conn.close()
     result['changed'] = bool(result['compressed'] or result['dropped']
                              or result.get('would_compress') or result.get('would_drop'))
     result.update(license=license_name, timescaledb_version=server['version'], hypertables=report,

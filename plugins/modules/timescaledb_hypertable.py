@@ -117,16 +117,13 @@ options:
     default: true
 extends_documentation_fragment:
   - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
+  - quantops.platform.attributes
 attributes:
   check_mode:
-    support: full
     details: Returns the statements that would run in RV(queries) and runs none of them.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 notes:
+  - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit), so that O(migrate_data)
+    can move a large table into chunks.
   - Connect as the owner of the table (or a superuser); TimescaleDB needs ownership for every statement here.
   - Identifiers are quoted (C(psycopg.sql.Identifier)) and values passed as literals; only
     O(continuous_aggregates[].query) is SQL by design.
@@ -205,18 +202,19 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
-from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError,
-    connect,
+    Query,
+    QuotedName,
     fetch_all_dicts,
-    import_psycopg,
+    pg_session,
     postgres_common_argument_spec,
-    pure_quote_ident,
+    psycopg,
     validate_identifier,
 )
 
 NONE = 'none'
+STATEMENT_TIMEOUT = 0
 
 
 def argument_spec():
@@ -312,10 +310,10 @@ def compress_options_sql(comp):
     literals = {}
     if comp['segmentby']:
         text += ', timescaledb.compress_segmentby = {segmentby}'
-        literals['segmentby'] = ', '.join(pure_quote_ident(c) for c in comp['segmentby'])
+        literals['segmentby'] = QuotedName(names=[(c,) for c in comp['segmentby']])
     if comp['orderby']:
         text += ', timescaledb.compress_orderby = {orderby}'
-        literals['orderby'] = ', '.join('%s %s' % (pure_quote_ident(c), d) for c, d in comp['orderby'])
+        literals['orderby'] = QuotedName(names=comp['orderby'])
     return text, literals
 
 
@@ -330,10 +328,10 @@ class Hypertable(object):
 
     def rows(self, template, literals=None, idents=None):
         with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, Query(template, idents or {}, literals or {}).compose())
+            return fetch_all_dicts(cur, Query(template, idents, literals))
 
     def plan(self, template, literals=None, idents=None):
-        self.queries.append(Query(template, idents or {}, literals or {}).as_string(self.conn))
+        self.queries.append(Query(template, idents, literals).as_string(self.conn))
 
     def state(self):
         lit = {'s': self.schema, 't': self.table}
@@ -393,11 +391,9 @@ def run_module():
         opts = validate(params)
     except tsdb.TimescaleError as e:
         module.fail_json(msg=to_native(e))
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     skipped = []
-    ht = Hypertable(module, conn, params['schema'], params['table'])
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
+        ht = Hypertable(module, conn, params['schema'], params['table'])
         try:
             server = ht.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
                              "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
@@ -481,8 +477,6 @@ def run_module():
         except psycopg.Error as e:
             module.fail_json(msg='TimescaleDB statement failed on %s.%s: %s' % (
                 params['schema'], params['table'], to_native(e).strip()), queries=ht.queries)
-    finally:
-        conn.close()
     after.pop('rows', None)
     module.exit_json(changed=bool(ht.queries), queries=ht.queries, skipped=skipped, license=license_name,
                      hypertable=after)

@@ -12,14 +12,17 @@ __metaclass__ = type
 
 import contextlib
 import json
+import re
 
+import psycopg
 import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 __all__ = ['AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
-           'connect_refused', 'exit_json', 'fail_json', 'module_fail', 'module_ok', 'patch_module_args', 'run_module']
+           'connect_refused', 'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
+           'run_module']
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -83,13 +86,16 @@ def module_fail(main, args):
 
 
 def connect_refused(mod, autouse=False):
-    """A fixture ``no_connect`` that fails the test if mod.connect is called: for options that must be
-    rejected before any connection.  Use as ``no_connect = connect_refused(mod)`` in the test file."""
+    """A fixture ``no_connect`` that fails the test if the module connects (module_utils/postgres.py connect,
+    which pg_session calls): for options that must be rejected before any connection.
+    Use as ``no_connect = connect_refused(mod)`` in the test file (``mod`` is kept for readability)."""
+    from ansible_collections.quantops.platform.plugins.module_utils import postgres
+
     @pytest.fixture(name='no_connect', autouse=autouse)
     def fixture(monkeypatch):
         def refuse(module, autocommit=True):
             raise AssertionError('the module connected although its options were invalid')
-        monkeypatch.setattr(mod, 'connect', refuse)
+        monkeypatch.setattr(postgres, 'connect', refuse)
     return fixture
 
 
@@ -108,28 +114,43 @@ def assert_options_documented(mod):
 
 # --- a scripted database ------------------------------------------------------------------
 
+def normalize_sql(text):
+    """One statement with runs of whitespace collapsed, for comparing whole statements."""
+    return re.sub(r'\s+', ' ', text).strip()
+
+
 class FakeCursor(object):
     """A psycopg cursor answering from db.rules, a list of (substring, result): the first rule whose
-    substring is in the query text wins, and a query no rule matches fails the test.
+    substring is in the statement routes its canned result, and a statement no rule matches fails the test.
+
+    The rules only route answers; what a module sends is checked whole: every statement is recorded
+    in db.executed as (text exactly as psycopg composed it, params), and tests compare whole statements
+    with db.statements() (whitespace-normalized).
 
     result is a list of row dicts (their keys are the columns), None for a statement without rows,
     an exception to raise, or a callable taking the query parameters and returning one of those.
-    Every query is recorded in db.executed as (text, params).
     """
 
     def __init__(self, db):
         self.db = db
+        self.connection = db.conn
         self.description = None
         self._rows = []
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
     def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
+        text = query if isinstance(query, str) else query.as_string(self.connection)
         self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
+        for match, result in self.db.rules:
+            if match in text:
                 break
         else:
-            raise AssertionError('unexpected query: %s' % text)
+            raise AssertionError('unexpected statement: %s' % text)
         if callable(result):
             result = result(params)
         if isinstance(result, Exception):
@@ -152,25 +173,37 @@ class FakeConn(object):
         self.db = db
         self.closed = False
         self.connection = None   # psycopg.sql renders a Composed against it without a server
-        self.adapters = None
+        self.adapters = psycopg.adapters   # the global adapters a new connection would copy
 
     def cursor(self):
         return FakeCursor(self.db)
+
+    def transaction(self):
+        return contextlib.nullcontext()
 
     def close(self):
         self.closed = self.db.closed = True
 
 
 class FakeDB(object):
-    """The scripted database: rules (see FakeCursor), executed queries, closed, and its one connection."""
+    """The scripted database: rules (see FakeCursor), executed statements, closed, and its one connection.
+
+    Every session starts with ``SET statement_timeout = '<value>'`` (pg_session); a rule for it is
+    added in front so that each test states only what its module reads.
+    """
 
     def __init__(self, rules=()):
-        self.rules = list(rules)
+        self.rules = [('SET statement_timeout = ', None), ('SET ROLE ', None)] + list(rules)
         self.executed = []
         self.closed = False
         self.conn = FakeConn(self)
 
-    def install(self, monkeypatch, mod):
-        """Make mod.connect return this database's connection; return self."""
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: self.conn)
+    def statements(self):
+        """Every statement sent, whitespace-normalized, in order."""
+        return [normalize_sql(text) for text, params in self.executed]
+
+    def install(self, monkeypatch, mod=None):
+        """Make module_utils/postgres.py connect (used by pg_session) return this database's connection."""
+        from ansible_collections.quantops.platform.plugins.module_utils import postgres
+        monkeypatch.setattr(postgres, 'connect', lambda module, autocommit=True: self.conn)
         return self
