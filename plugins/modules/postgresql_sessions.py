@@ -44,6 +44,8 @@ options:
         O(idle_longer_than) or O(idle_in_transaction_longer_than).
       - C(terminate) runs C(pg_terminate_backend) with its pid and O(terminate_timeout) on each selected session, ending the connection
         and rolling back its open transaction.
+      - C(cancel) and C(terminate) need at least one of O(idle_longer_than), O(idle_in_transaction_longer_than),
+        O(active_longer_than) and O(blocking_longer_than).
     type: str
     choices: [ list, cancel, terminate ]
     default: list
@@ -79,7 +81,7 @@ options:
     elements: str
   all_databases:
     description:
-      - Select and count sessions of every database of the server; O(databases) must then be left unset.
+      - Select and count sessions of every database of the server. Mutually exclusive with O(databases).
     type: bool
     default: false
   exclude_users:
@@ -400,17 +402,12 @@ def validate_options(params):
     except sess.RuleError as e:
         raise ValueError(to_native(e))
     mode = params.get('mode') or 'list'
-    if mode != 'list' and not enabled:
-        raise ValueError('mode=%s needs at least one rule: set one of %s (seconds)' % (mode, ', '.join(RULE_OPTIONS)))
     if mode == 'cancel':
         idle_rules = [r for r in ('idle', 'idle_in_transaction') if r in enabled]
         if idle_rules:
             raise ValueError('mode=cancel only stops a running statement and does nothing to an idle session; use '
                              'mode=terminate with %s' % ', '.join('%s_longer_than' % r for r in idle_rules))
-    if params.get('all_databases') and params.get('databases'):
-        raise ValueError('databases and all_databases=true exclude each other: leave databases unset to select '
-                         'every database')
-    if params.get('databases') is not None and not params.get('all_databases'):
+    if params.get('databases') is not None:
         bad = [d for d in params['databases'] if not isinstance(d, str) or d == '']
         if bad or not params['databases']:
             raise ValueError('databases must list database names; use all_databases=true for every database')
@@ -445,7 +442,10 @@ def signal(cur, mode, query):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[('databases', 'all_databases')],
+                           required_if=[('mode', 'cancel', RULE_OPTIONS, True),
+                                        ('mode', 'terminate', RULE_OPTIONS, True)])
     params = module.params
     try:
         enabled = validate_options(params)

@@ -238,7 +238,7 @@ def argument_spec():
             start_offset=dict(type='str'),
             end_offset=dict(type='str'),
             schedule_interval=dict(type='str', default='1 day'),
-        )),
+        ), required_together=[('start_offset', 'end_offset')]),
         tsl_required=dict(type='bool', default=True),
     )
     return spec
@@ -277,9 +277,6 @@ def validate(params):
             entry = dict(cagg)
             for key in ('start_offset', 'end_offset', 'schedule_interval'):
                 entry[key] = tsdb.validate_interval(cagg.get(key), 'continuous_aggregates %s.%s' % (cagg['name'], key))
-            if (entry['start_offset'] is None) != (entry['end_offset'] is None):
-                raise tsdb.TimescaleError('continuous_aggregates %s: give both start_offset and end_offset for a refresh '
-                                          'policy, or neither' % cagg['name'])
             caggs.append(entry)
         opts['continuous_aggregates'] = caggs
     except IdentifierError as e:

@@ -191,11 +191,13 @@ run_fail = functools.partial(module_fail, mod.main)
 
 
 @pytest.mark.parametrize('args, fragment', [
-    ({'mode': 'terminate'}, 'needs at least one rule'),
+    ({'mode': 'terminate'}, 'mode is terminate but any of the following are missing: idle_longer_than, '
+                            'idle_in_transaction_longer_than, active_longer_than, blocking_longer_than'),
+    ({'mode': 'cancel'}, 'mode is cancel but any of the following are missing'),
     ({'mode': 'cancel', 'idle_longer_than': 60}, 'use mode=terminate'),
     ({'idle_longer_than': -5}, 'must be 0 or more'),
     ({'mode': 'terminate', 'active_longer_than': 1, 'max_terminations': 0}, 'max_terminations must be 1'),
-    ({'databases': ['a'], 'all_databases': True}, 'exclude each other'),
+    ({'databases': ['a'], 'all_databases': True}, 'parameters are mutually exclusive: databases|all_databases'),
     ({'databases': []}, 'databases must list database names'),
     ({'terminate_timeout': -1}, 'terminate_timeout must be 0 or more'),
     ({'mode': 'kill'}, 'value of mode must be one of'),

@@ -54,7 +54,7 @@ def params(**over):
     ({'table': 'ohlcv_data', 'compress_after': '1 year', 'compression': {'enabled': False}}, 'needs compression enabled'),
     ({'table': 'ohlcv_data', 'compression': {'orderby': ['a\x00 DESC']}}, 'NUL'),
     ({'table': 'ohlcv_data', 'continuous_aggregates': [{'name': 'm', 'query': 'SELECT 1', 'start_offset': '3 months'}]},
-     'give both start_offset and end_offset'),
+     'parameters are required together: start_offset, end_offset found in continuous_aggregates'),
 ])
 def test_bad_options_fail_before_connecting(no_connect, args, fragment):
     assert fragment in fail_of(args)
