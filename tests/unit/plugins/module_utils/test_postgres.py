@@ -404,4 +404,3 @@ def test_fetch_all_dicts_composes_a_query_with_the_cursor_connection():
     cur.connection = None
     assert pg.fetch_all_dicts(cur, pg.Query('SELECT count(*) AS n FROM {t}', {'t': ('public', 'a%b')})) == [{'n': 1}]
     assert cur.calls[0][0].as_string(None) == 'SELECT count(*) AS n FROM "public"."a%b"'
-

@@ -158,9 +158,9 @@ def test_hostile_extension_schema_is_quoted(fake_db, tmp_path):
     db = fake_db(extension_schema=HOSTILE)
     run_ok({'path': str(tmp_path / 'x.tar.gz'), 'log_lines': 0})
     ranked = [t for t in db.statements() if 'ORDER BY s.' in t]
-    assert ranked == [mod.STATEMENTS_TEMPLATE.replace('{view}', '"x""; DROP TABLE y; --"."pg_stat_statements"')
-                      .replace('{order}', '"%s"' % order).replace('{top}', '50') for order in ('total_exec_time',
-                                                                                         'mean_exec_time')]
+    view = '"x""; DROP TABLE y; --"."pg_stat_statements"'
+    assert ranked == [mod.STATEMENTS_TEMPLATE.replace('{view}', view).replace('{order}', '"%s"' % order)
+                      .replace('{top}', '50') for order in ('total_exec_time', 'mean_exec_time')]
     assert ranked[0].endswith('FROM "x""; DROP TABLE y; --"."pg_stat_statements" AS s LEFT JOIN pg_catalog.pg_database '
                               'd ON d.oid = s.dbid LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid ORDER BY '
                               's."total_exec_time" DESC LIMIT 50')
