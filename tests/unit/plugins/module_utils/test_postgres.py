@@ -116,13 +116,19 @@ def test_connect_failure_names_target_and_scrubs_password(monkeypatch):
     assert '********' in msg
 
 
-def test_connect_passes_autocommit_and_parameters(monkeypatch):
-    seen = {}
+@pytest.fixture
+def seen(monkeypatch):
+    """The keyword arguments psycopg.connect is called with (it returns 'conn')."""
+    kwargs_seen = {}
 
     def fake_connect(**kwargs):
-        seen.update(kwargs)
+        kwargs_seen.update(kwargs)
         return 'conn'
     monkeypatch.setattr(psycopg, 'connect', fake_connect)
+    return kwargs_seen
+
+
+def test_connect_passes_autocommit_and_parameters(seen):
     assert pg.connect(FakeModule(login_unix_socket='/tmp'), autocommit=True) == 'conn'
     assert seen['autocommit'] is True
     assert seen['host'] == '/tmp'
@@ -153,13 +159,7 @@ def test_unknown_ssl_mode_is_refused():
     assert 'ssl_mode' in ' '.join(result.error_messages)
 
 
-def test_connect_passes_tls_options_to_psycopg(monkeypatch):
-    seen = {}
-
-    def fake_connect(**kwargs):
-        seen.update(kwargs)
-        return 'conn'
-    monkeypatch.setattr(psycopg, 'connect', fake_connect)
+def test_connect_passes_tls_options_to_psycopg(seen):
     module = FakeModule(login_host='qp-default-db', login_password='s3cret', ssl_mode='verify-full',
                         ca_cert='/etc/pki/ca.crt', ssl_cert='/etc/pki/client.crt', ssl_key='/etc/pki/client.key')
     assert pg.connect(module) == 'conn'

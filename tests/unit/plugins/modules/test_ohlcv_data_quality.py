@@ -20,18 +20,12 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB,
-    connect_refused,
-    module_ok,
-    run_module,
-)
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, run_module, runners
 
 
 HOSTILE = '"; DROP TABLE x; --'
+run_ok = runners(mod)[0]
 
-
-no_connect = connect_refused(mod)
 
 
 def params(**over):
@@ -167,9 +161,9 @@ class QualityDB(FakeDB):
 FIX = {'checks': ['duplicates'], 'fix': True, 'regions': ['KR', 'US'], 'since': '2024-06-01', 'until': '2024-07-01'}
 
 
-def test_fix_in_check_mode_returns_the_delete_and_sends_it_not(monkeypatch):
-    db = QualityDB().install(monkeypatch)
-    result = module_ok(mod.main, dict(FIX, _ansible_check_mode=True))
+def test_fix_in_check_mode_returns_the_delete_and_sends_it_not(install):
+    db = install(QualityDB())
+    result = run_ok(dict(FIX, _ansible_check_mode=True))
     assert result['changed'] is True and len(result['removed_rows']) == 1
     assert result['queries'][-1] == DELETE_SQL + '  -- check mode: not run'
     assert DUPLICATES_SQL in result['queries'] and COUNT_SQL in result['queries']
@@ -178,14 +172,14 @@ def test_fix_in_check_mode_returns_the_delete_and_sends_it_not(monkeypatch):
                                    'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY']
 
 
-def test_fix_sends_the_delete_once_then_is_unchanged(monkeypatch):
-    db = QualityDB().install(monkeypatch)
-    result = module_ok(mod.main, FIX)
+def test_fix_sends_the_delete_once_then_is_unchanged(install):
+    db = install(QualityDB())
+    result = run_ok(FIX)
     assert result['changed'] is True and result['checks'][0]['status'] == 'ok'
     assert [t for t in db.statements() if 'DELETE' in t] == [DELETE_SQL]
     assert result['queries'] == [COUNT_SQL, DUPLICATES_SQL, DELETE_SQL]
     assert 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY' not in db.statements()
-    again = module_ok(mod.main, FIX)
+    again = run_ok(FIX)
     assert again['changed'] is False and again['removed_rows'] == []
     assert [t for t in db.statements() if 'DELETE' in t] == [DELETE_SQL]
 

@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 import json
 
 import psycopg
@@ -23,7 +22,7 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.modules import postgresql_health_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, connect_refused, module_fail, module_ok
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, runners
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -89,18 +88,16 @@ def healthy_rules(**over):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda rules=None: FakeDB(healthy_rules() if rules is None else rules).install(monkeypatch, mod)
+def fake_db(install):
+    return lambda rules=None: install(FakeDB(healthy_rules() if rules is None else rules))
 
 
-no_connect = connect_refused(mod)
 
-
-run_ok = functools.partial(module_ok, mod.main)
+run_ok, run_module_fail = runners(mod)
 
 
 def run_fail(args):
-    return module_fail(mod.main, args)['msg']
+    return run_module_fail(args)['msg']
 
 
 # --- argument validation --------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 import json
 import os
 import stat
@@ -24,7 +23,7 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    FakeDB, assert_options_documented, runners)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -95,15 +94,12 @@ class SnapshotDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: SnapshotDB(**kw).install(monkeypatch, mod)
+def fake_db(install):
+    return lambda **kw: install(SnapshotDB(**kw))
 
 
-no_connect = connect_refused(mod)
 
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+run_ok, run_fail = runners(mod)
 
 
 def test_bad_paths_fail_before_connecting(no_connect, tmp_path):

@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import functools
 
 import psycopg
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 from ansible_collections.quantops.platform.plugins.modules import postgresql_maintenance as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    FakeDB, assert_options_documented, runners)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -149,15 +148,12 @@ class MaintenanceDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: MaintenanceDB(**kw).install(monkeypatch, mod)
+def fake_db(install):
+    return lambda **kw: install(MaintenanceDB(**kw))
 
 
-no_connect = connect_refused(mod)
 
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+run_ok, run_fail = runners(mod)
 
 
 @pytest.mark.parametrize('args, fragment', [

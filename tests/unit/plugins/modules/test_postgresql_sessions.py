@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 
 import pytest
 
@@ -21,7 +20,7 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 from ansible_collections.quantops.platform.plugins.modules import postgresql_sessions as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    FakeDB, assert_options_documented, runners)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -179,15 +178,12 @@ class SessionsDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: SessionsDB(**kw).install(monkeypatch, mod)
+def fake_db(install):
+    return lambda **kw: install(SessionsDB(**kw))
 
 
-no_connect = connect_refused(mod)
 
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+run_ok, run_fail = runners(mod)
 
 
 @pytest.mark.parametrize('args, fragment', [

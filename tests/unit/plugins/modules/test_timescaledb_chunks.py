@@ -15,7 +15,6 @@ __metaclass__ = type
 
 
 import datetime
-import functools
 
 import pytest
 
@@ -23,22 +22,18 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_chunks as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB,
-    connect_refused,
-    module_fail,
-    module_ok,
-)
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, runners
 
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
-no_connect = connect_refused(mod)
+
+run_ok, run_fail = runners(mod)
 
 
 def fail_of(args):
-    return module_fail(mod.main, args)['msg']
+    return run_fail(args)['msg']
 
 
 @pytest.mark.parametrize('args, fragment', [
@@ -190,11 +185,10 @@ class ChunksDB(FakeDB):
 
 
 @pytest.fixture
-def chunks_db(monkeypatch):
-    return lambda **kw: ChunksDB(**kw).install(monkeypatch)
+def chunks_db(install):
+    return lambda **kw: install(ChunksDB(**kw))
 
 
-run_ok = functools.partial(module_ok, mod.main)
 COMPRESS = {'hypertables': ['ohlcv_data'], 'compress_older_than': '1 year'}
 DROP = {'hypertables': ['ohlcv_data'], 'drop_older_than': '5 years'}
 
@@ -240,7 +234,7 @@ def test_drop_in_check_mode_then_for_real_then_unchanged(chunks_db):
 
 def test_apache_license_refuses_compression_or_skips_it(chunks_db):
     db = chunks_db(license_name='apache')
-    msg = module_fail(mod.main, COMPRESS)['msg']
+    msg = run_fail(COMPRESS)['msg']
     assert 'timescaledb.license=apache' in msg and db.changes() == []
     result = run_ok(dict(COMPRESS, tsl_required=False))
     assert result['changed'] is False and 'timescaledb.license=apache' in result['skipped'][0]
@@ -249,4 +243,4 @@ def test_apache_license_refuses_compression_or_skips_it(chunks_db):
 
 def test_compression_not_enabled_fails_naming_the_hypertable(chunks_db):
     chunks_db(compression_enabled=False)
-    assert 'Compression is not enabled on public.ohlcv_data' in module_fail(mod.main, COMPRESS)['msg']
+    assert 'Compression is not enabled on public.ohlcv_data' in run_fail(COMPRESS)['msg']

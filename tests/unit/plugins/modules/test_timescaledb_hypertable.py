@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-import functools
 import re
 
 import pytest
@@ -22,22 +21,18 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_hypertable as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB,
-    connect_refused,
-    module_fail,
-    module_ok,
-)
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, runners
 
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
-no_connect = connect_refused(mod)
+
+run_ok, run_fail = runners(mod)
 
 
 def fail_of(args):
-    return module_fail(mod.main, args)['msg']
+    return run_fail(args)['msg']
 
 
 def params(**over):
@@ -165,11 +160,10 @@ class HypertableDB(FakeDB):
 
 
 @pytest.fixture
-def ht_db(monkeypatch):
-    return lambda **kw: HypertableDB(**kw).install(monkeypatch)
+def ht_db(install):
+    return lambda **kw: install(HypertableDB(**kw))
 
 
-run_ok = functools.partial(module_ok, mod.main)
 WANTED = {'table': 'ohlcv_data', 'time_column': 'date', 'chunk_time_interval': '1 month',
           'compression': {'segmentby': ['ticker'], 'orderby': ['date DESC']}, 'compress_after': '1 year'}
 
@@ -198,7 +192,7 @@ def test_convert_compress_and_policy_then_unchanged(ht_db):
 
 def test_a_table_with_rows_needs_migrate_data(ht_db):
     db = ht_db(has_rows=True)
-    msg = module_fail(mod.main, {'table': 'ohlcv_data', 'time_column': 'date'})['msg']
+    msg = run_fail({'table': 'ohlcv_data', 'time_column': 'date'})['msg']
     assert 'already holds rows: set migrate_data=true' in msg and db.changes() == []
     result = run_ok({'table': 'ohlcv_data', 'time_column': 'date', 'migrate_data': True})
     assert db.changes() == result['queries'] == [
@@ -207,7 +201,7 @@ def test_a_table_with_rows_needs_migrate_data(ht_db):
 
 def test_apache_license_refuses_tsl_features_before_changing_anything(ht_db):
     db = ht_db(license_name='apache')
-    msg = module_fail(mod.main, WANTED)['msg']
+    msg = run_fail(WANTED)['msg']
     assert 'compression settings, compression policy (compress_after)' in msg and 'timescaledb.license=apache' in msg
     assert db.changes() == []
     result = run_ok(dict(WANTED, tsl_required=False))

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import functools
 import json
 import re
 
@@ -21,8 +22,8 @@ from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 __all__ = ['AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
-           'connect_refused', 'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
-           'run_module']
+           'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
+           'run_module', 'runners']
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -85,18 +86,9 @@ def module_fail(main, args):
     return res.result
 
 
-def connect_refused(mod, autouse=False):
-    """A fixture ``no_connect`` that fails the test if the module connects (module_utils/postgres.py connect,
-    which pg_session calls): for options that must be rejected before any connection.
-    Use as ``no_connect = connect_refused(mod)`` in the test file (``mod`` is kept for readability)."""
-    from ansible_collections.quantops.platform.plugins.module_utils import postgres
-
-    @pytest.fixture(name='no_connect', autouse=autouse)
-    def fixture(monkeypatch):
-        def refuse(module, autocommit=True):
-            raise AssertionError('the module connected although its options were invalid')
-        monkeypatch.setattr(postgres, 'connect', refuse)
-    return fixture
+def runners(mod):
+    """(run_ok, run_fail) of a module: main() run with args to its result dict, asserting exit or failure."""
+    return functools.partial(module_ok, mod.main), functools.partial(module_fail, mod.main)
 
 
 def assert_options_documented(mod):
