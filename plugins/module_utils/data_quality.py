@@ -190,15 +190,22 @@ def _base(opts):
     return idents
 
 
+def _scan(opts, since=None):
+    """What every check over the table starts from: the key column list, the range clauses with their
+    literals, and the identifiers (table, time, region and key columns)."""
+    keys, kid = _key_list('', opts['key_columns'])
+    clauses, literals = _range_clause(opts, since=since)
+    idents = _base(opts)
+    idents.update(kid)
+    return keys, clauses, literals, idents
+
+
 def _where(clauses):
     return ('WHERE ' + ' AND '.join(clauses)) if clauses else ''
 
 
 def duplicates_query(opts):
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     created = ''
     if opts['created_at_column']:
         idents['ca'] = opts['created_at_column']
@@ -211,11 +218,8 @@ def duplicates_query(opts):
 
 def duplicate_rows_query(opts, delete=False):
     """Rows beyond the earliest created_at of each (key, time) group; DELETE ... RETURNING them with delete."""
-    keys, kid = _key_list('', opts['key_columns'])
+    keys, clauses, literals, idents = _scan(opts)
     okeys, dummy = _key_list('o', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
     idents['ca'] = opts['created_at_column']
     cols = [opts['price_columns'][k] for k in ('open', 'high', 'low', 'close')]
     if opts['volume_column']:
@@ -240,10 +244,7 @@ def duplicate_rows_query(opts, delete=False):
 
 
 def null_prices_query(opts):
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     names = ['open', 'high', 'low', 'close']
     for n in names:
         idents['p_' + n] = opts['price_columns'][n]
@@ -256,10 +257,7 @@ def null_prices_query(opts):
 
 def invariants_query(opts):
     """Rows breaking low <= open, close <= high (so low <= high) or volume >= 0 (NULLs are the NULL check's)."""
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     for n in ('open', 'high', 'low', 'close'):
         idents['p_' + n] = opts['price_columns'][n]
     rules = [("{p_low} > {p_open}", 'low > open'), ("{p_low} > {p_close}", 'low > close'),
@@ -285,14 +283,11 @@ def outliers_query(opts):
     add zero returns.  Statistics use zscore_lookback_days before ``since`` as well; only
     rows inside the range are reported.
     """
-    keys, kid = _key_list('', opts['key_columns'])
     dkeys, dummy = _key_list('d', opts['key_columns'])
     stat_since = None
     if opts['since'] is not None:
         stat_since = opts['since'] - datetime.timedelta(days=opts['zscore_lookback_days'])
-    clauses, literals = _range_clause(opts, since=stat_since)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts, since=stat_since)
     idents['close'] = opts['price_columns']['close']
     order = ''
     if opts['created_at_column']:
@@ -329,10 +324,7 @@ def count_query(opts):
 
 def series_query(opts):
     """Series (key values) with their first/last time and row count inside the range."""
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     template = ('SELECT %s, min({t}) AS first_time, max({t}) AS last_time, count(DISTINCT {t}) AS days '
                 'FROM {tbl} %s GROUP BY %s ORDER BY %s' % (keys, _where(clauses), keys, keys))
     return Query(template, idents, literals)

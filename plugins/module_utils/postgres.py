@@ -344,6 +344,37 @@ class Query(object):
         return self.compose(conn).as_string(conn)
 
 
+class QueryRunner(object):
+    """Runs SQL on the module's connection and keeps the text of what counts (the ``queries`` return value).
+
+    ``rows(query, record)`` runs a Query (or a constant str) and returns its rows as dicts; with
+    ``record`` its text is appended to ``queries`` exactly as sent, cut at ``text_limit`` characters
+    when that is set.
+    """
+
+    text_limit = None
+
+    def __init__(self, module, conn):
+        self.module = module
+        self.conn = conn
+        self.queries = []
+
+    def text(self, query):
+        return query.as_string(self.conn) if isinstance(query, Query) else query
+
+    def record(self, query):
+        text = self.text(query)
+        if self.text_limit and len(text) > self.text_limit:
+            text = text[:self.text_limit] + ' ...'
+        self.queries.append(text)
+
+    def rows(self, query, record=False, convert=True):
+        if record:
+            self.record(query)
+        with self.conn.cursor() as cur:
+            return fetch_all_dicts(cur, query, convert=convert)
+
+
 def convert_value(value):
     """Convert a value fetched from PostgreSQL to something JSON-serialisable."""
     if isinstance(value, decimal.Decimal):

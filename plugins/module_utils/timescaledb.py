@@ -36,6 +36,10 @@ _INTERVAL_RE = re.compile(
     r'P[0-9YMWDTHS.]+|\d+:\d{2}(:\d{2})?)\s*$', re.IGNORECASE)
 
 
+SERVER_QUERY = ("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
+                "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
+
+
 class TimescaleError(ValueError):
     """Bad option or unsupported feature, with a message saying what to do."""
 
@@ -90,6 +94,16 @@ def cutoff_cast(kind, time_type):
     if time_type in ('timestamp without time zone', 'timestamp'):
         return 'timestamp'
     return 'timestamptz'
+
+
+def server(runner):
+    """The timescaledb extension's version and the server's license; fails the module when not installed."""
+    rows = runner.rows(SERVER_QUERY)
+    if not rows:
+        runner.module.fail_json(msg='The timescaledb extension is not installed in database %s (CREATE EXTENSION '
+                                    'timescaledb, see the quantops.platform.timescaledb role).'
+                                % runner.module.params['login_db'])
+    return dict(rows[0], license=rows[0]['license'] or LICENSE_TSL)
 
 
 def license_message(feature, license_name):

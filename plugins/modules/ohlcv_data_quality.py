@@ -149,14 +149,14 @@ options:
       - Runbooks set this only when the operator confirmed (C(data_quality_fix_confirm=true)).
     type: bool
     default: false
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details:
       - Every check runs (they only read). With O(fix=true) the rows that would be removed are returned in
         RV(removed_rows) and the DELETE statement in RV(queries); nothing is deleted.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 requirements:
   - C(exchange_calendars) >= 4.5 (tested with 4.13.2; pulls pandas and numpy) in the Python that runs the module,
     for the calendar method of C(missing_days). Without it the module still runs and judges missing days with
@@ -336,12 +336,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query,
-    convert_value,
-    fetch_all_dicts,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
+    Query, QueryRunner, convert_value, pg_session, postgres_common_argument_spec, psycopg
 )
 
 QUERY_TEXT_LIMIT = 2000
@@ -385,25 +380,18 @@ LABELS = {
 }
 
 
-class DataQuality(object):
+class DataQuality(QueryRunner):
+    text_limit = QUERY_TEXT_LIMIT
+
     def __init__(self, module, conn, opts, db_error):
-        self.module = module
-        self.conn = conn
+        super(DataQuality, self).__init__(module, conn)
         self.opts = opts
         self.db_error = db_error
-        self.queries = []
         self.timings = {}
 
-    def text(self, query):
-        return query.as_string(self.conn)
-
     def rows(self, query, record=True, convert=True):
-        composed = query.compose(self.conn)
-        if record:
-            text = self.text(query)
-            self.queries.append(text if len(text) <= QUERY_TEXT_LIMIT else text[:QUERY_TEXT_LIMIT] + ' ...')
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, composed, convert=convert)
+        """Every check's query is recorded unless told otherwise."""
+        return super(DataQuality, self).rows(query, record, convert)
 
     def queries_seen(self, kind):
         """True after the first query of a kind was recorded (one example per kind in RV(queries))."""

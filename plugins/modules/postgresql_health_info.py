@@ -555,14 +555,8 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    IdentifierError,
-    Query,
-    fetch_all_dicts,
-    fetch_one_dict,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
-    validate_identifier,
+    IdentifierError, Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg,
+    validate_identifier
 )
 
 # Schemas of TimescaleDB's own tables: their rows in pg_stat_user_tables are

@@ -65,13 +65,13 @@ options:
       - Number of last lines of the log kept. At most the last 4 MiB of the file are read. C(0) skips the log.
     type: int
     default: 500
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details: Everything is collected and summarized in RV(summary) and RV(errors), but no archive is written;
       C(changed) is true since a real run would write one.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - "Privileges: a superuser or a member of C(pg_monitor) sees every session's query and state, every statement of
     C(pg_stat_statements) and C(pg_current_logfile); others see their own only."
@@ -203,13 +203,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query,
-    convert_value,
-    fetch_all_dicts,
-    fetch_one_dict,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
+    Query, convert_value, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 

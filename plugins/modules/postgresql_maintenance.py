@@ -126,13 +126,13 @@ options:
         queue behind a long transaction and block everybody queued after it. C(0) waits forever.
     type: int
     default: 30
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details: The candidates are chosen as in a real run and returned in RV(steps) with C(status=not_run) and
       their SQL in RV(queries); nothing runs.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit); O(lock_timeout) still
     bounds the wait for its lock.
@@ -270,13 +270,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query,
-    fetch_all_dicts,
-    fetch_one_dict,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
-    validate_identifier,
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg, validate_identifier
 )
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 

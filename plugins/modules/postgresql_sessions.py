@@ -115,13 +115,13 @@ options:
         C(0) returns an empty text (query texts can hold literals such as passwords).
     type: int
     default: 200
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details: The sessions are selected as in a real run and returned with C(action=would_cancel) or
       C(action=would_terminate) and the SQL that would run in RV(queries); nothing is signalled.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - "Privileges: to see other roles' query texts and states connect as a superuser or a member of C(pg_monitor)
     (C(pg_read_all_stats)); to signal other roles' backends a superuser or a member of C(pg_signal_backend) (which
@@ -350,12 +350,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query,
-    fetch_all_dicts,
-    fetch_one_dict,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 

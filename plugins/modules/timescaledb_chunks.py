@@ -55,12 +55,12 @@ options:
     description: Return every chunk (name, range, size, compressed) under each hypertable in RV(hypertables).
     type: bool
     default: false
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details: Lists the chunks that would be compressed or dropped in RV(would_compress) and RV(would_drop).
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - Without O(statement_timeout) each statement may run one hour (C(1h)); compressing a large chunk takes minutes.
   - "License: C(timescaledb_information) views, C(show_chunks), C(drop_chunks) and C(chunks_detailed_size) work on
@@ -172,11 +172,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query,
-    fetch_all_dicts,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
+    Query, QueryRunner, pg_session, postgres_common_argument_spec, psycopg
 )
 
 STATEMENT_TIMEOUT = '1h'
@@ -204,27 +200,7 @@ def validate(params):
     return names, compress, drop
 
 
-class Chunks(object):
-    def __init__(self, module, conn):
-        self.module = module
-        self.conn = conn
-        self.queries = []
-
-    def rows(self, query, record=False):
-        if record:
-            self.queries.append(query.as_string(self.conn))
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, query)
-
-    def server(self):
-        row = self.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
-                        "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
-        if not row:
-            self.module.fail_json(msg='The timescaledb extension is not installed in database %s '
-                                      '(CREATE EXTENSION timescaledb, see the quantops.platform.timescaledb role).'
-                                      % self.module.params['login_db'])
-        return row[0]
-
+class Chunks(QueryRunner):
     def hypertables(self, names):
         rows = self.rows('SELECT h.hypertable_schema AS schema, h.hypertable_name AS name, h.compression_enabled, '
                          'd.column_name AS time_column, d.column_type AS time_type '
@@ -312,8 +288,8 @@ def run_module():
     with pg_session(module, STATEMENT_TIMEOUT) as conn:
         worker = Chunks(module, conn)
         try:
-            server = worker.server()
-            license_name = server['license'] or tsdb.LICENSE_TSL
+            server = tsdb.server(worker)
+            license_name = server['license']
             tsl = tsdb.tsl_available(license_name)
             if compress_cut and not tsl:
                 if params['tsl_required']:

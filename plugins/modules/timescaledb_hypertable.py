@@ -115,12 +115,12 @@ options:
       - C(false) - such features are skipped with a warning (seed 002's policies on the Debian package).
     type: bool
     default: true
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - quantops.platform.attributes
 attributes:
   check_mode:
     details: Returns the statements that would run in RV(queries) and runs none of them.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit), so that O(migrate_data)
     can move a large table into chunks.
@@ -203,14 +203,8 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    IdentifierError,
-    Query,
-    QuotedName,
-    fetch_all_dicts,
-    pg_session,
-    postgres_common_argument_spec,
-    psycopg,
-    validate_identifier,
+    IdentifierError, Query, QueryRunner, QuotedName, pg_session, postgres_common_argument_spec, psycopg,
+    validate_identifier
 )
 
 NONE = 'none'
@@ -314,50 +308,47 @@ def compress_options_sql(comp):
     return text, literals
 
 
-class Hypertable(object):
+class Hypertable(QueryRunner):
     def __init__(self, module, conn, schema, table):
-        self.module = module
-        self.conn = conn
+        super(Hypertable, self).__init__(module, conn)
         self.schema = schema
         self.table = table
         self.reg = tsdb.regclass_text(schema, table)
-        self.queries = []
 
-    def rows(self, template, literals=None, idents=None):
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, Query(template, idents, literals))
+    def read(self, template, literals=None, idents=None):
+        return self.rows(Query(template, idents, literals))
 
     def plan(self, template, literals=None, idents=None):
         self.queries.append(Query(template, idents, literals).as_string(self.conn))
 
     def state(self):
         lit = {'s': self.schema, 't': self.table}
-        exists = self.rows('SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+        exists = self.read('SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
                            'WHERE n.nspname = {s} AND c.relname = {t}', lit)
         st = dict(schema=self.schema, name=self.table, exists=bool(exists), is_hypertable=False, time_column=None,
                   chunk_time_interval=None, compression_enabled=False, segmentby=[], orderby=[],
                   compress_after=None, drop_after=None, continuous_aggregates=[])
         if not exists:
             return st
-        ht = self.rows('SELECT h.compression_enabled, d.column_name, d.time_interval::text AS time_interval, '
+        ht = self.read('SELECT h.compression_enabled, d.column_name, d.time_interval::text AS time_interval, '
                        'd.time_interval AS iv FROM timescaledb_information.hypertables h '
                        'LEFT JOIN timescaledb_information.dimensions d ON d.hypertable_schema = h.hypertable_schema '
                        'AND d.hypertable_name = h.hypertable_name AND d.dimension_number = 1 '
                        'WHERE h.hypertable_schema = {s} AND h.hypertable_name = {t}', lit)
         if not ht:
-            st['rows'] = self.rows('SELECT EXISTS (SELECT 1 FROM {tbl}) AS has_rows', idents={'tbl': (self.schema, self.table)}
+            st['rows'] = self.read('SELECT EXISTS (SELECT 1 FROM {tbl}) AS has_rows', idents={'tbl': (self.schema, self.table)}
                                    )[0]['has_rows']
             return st
         st.update(is_hypertable=True, time_column=ht[0]['column_name'], chunk_time_interval=ht[0]['time_interval'],
                   compression_enabled=bool(ht[0]['compression_enabled']))
-        settings = self.rows('SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc '
+        settings = self.read('SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc '
                              'FROM timescaledb_information.compression_settings '
                              'WHERE hypertable_schema = {s} AND hypertable_name = {t}', lit)
         seg = sorted((r for r in settings if r['segmentby_column_index']), key=lambda r: r['segmentby_column_index'])
         order = sorted((r for r in settings if r['orderby_column_index']), key=lambda r: r['orderby_column_index'])
         st['segmentby'] = [r['attname'] for r in seg]
         st['orderby'] = ['%s %s' % (r['attname'], 'ASC' if r['orderby_asc'] else 'DESC') for r in order]
-        jobs = self.rows("SELECT proc_name, config::text AS config, config->>'compress_after' AS compress_after, "
+        jobs = self.read("SELECT proc_name, config::text AS config, config->>'compress_after' AS compress_after, "
                          "config->>'drop_after' AS drop_after FROM timescaledb_information.jobs "
                          'WHERE hypertable_schema = {s} AND hypertable_name = {t}', lit)
         for job in jobs:
@@ -365,7 +356,7 @@ class Hypertable(object):
                 st['compress_after'] = job['compress_after']
             elif job['proc_name'] == 'policy_retention':
                 st['drop_after'] = job['drop_after']
-        caggs = self.rows('SELECT c.view_schema, c.view_name, c.materialization_hypertable_schema AS ms, '
+        caggs = self.read('SELECT c.view_schema, c.view_name, c.materialization_hypertable_schema AS ms, '
                           'c.materialization_hypertable_name AS mn, EXISTS (SELECT 1 FROM timescaledb_information.jobs j '
                           "WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND j.hypertable_schema = "
                           'c.materialization_hypertable_schema AND j.hypertable_name = c.materialization_hypertable_name) '
@@ -378,7 +369,7 @@ class Hypertable(object):
     def same_interval(self, current, wanted):
         if current is None:
             return False
-        return self.rows('SELECT {a}::interval = {b}::interval AS same', {'a': current, 'b': wanted})[0]['same']
+        return self.read('SELECT {a}::interval = {b}::interval AS same', {'a': current, 'b': wanted})[0]['same']
 
 
 def run_module():
@@ -392,11 +383,7 @@ def run_module():
     with pg_session(module, STATEMENT_TIMEOUT) as conn:
         ht = Hypertable(module, conn, params['schema'], params['table'])
         try:
-            server = ht.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
-                             "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
-            if not server:
-                module.fail_json(msg='The timescaledb extension is not installed in database %s.' % params['login_db'])
-            license_name = server[0]['license'] or tsdb.LICENSE_TSL
+            license_name = tsdb.server(ht)['license']
             wanted_tsl = tsl_features(opts)
             if wanted_tsl and not tsdb.tsl_available(license_name):
                 message = tsdb.license_message(', '.join(wanted_tsl), license_name)
