@@ -14,9 +14,8 @@ module: postgresql_incident_snapshot
 short_description: Collect the diagnostics of a PostgreSQL incident into one tar.gz archive on the target
 version_added: 0.1.0
 description:
-  - Collects what seed 002 I(Incident Response Workflow, 3. Investigation) gathers by hand - C(pg_stat_activity),
-    the top statements of C(pg_stat_statements) by total time (seed - C(ORDER BY total_exec_time DESC LIMIT 50))
-    - and more - the top statements by mean time, the lock-wait tree (C(pg_blocking_pids)), the settings not
+  - Collects the diagnostics of an investigation - C(pg_stat_activity), the top statements of C(pg_stat_statements)
+    by total time and by mean time, the lock-wait tree (C(pg_blocking_pids)), the settings not
     at their default, the size of every database and the last lines of the server log - and writes each as a
     JSON file into one C(.tar.gz) archive at O(path) on the target. Fetch it to the controller with
     M(ansible.builtin.fetch).
@@ -43,7 +42,7 @@ options:
     default: false
   top_statements:
     description:
-      - Number of statements kept in each of the two C(pg_stat_statements) rankings. Seed 002 uses 50.
+      - Number of statements kept in each of the two C(pg_stat_statements) rankings.
     type: int
     default: 50
   query_length:
@@ -73,6 +72,8 @@ extends_documentation_fragment:
   - quantops.platform.postgres
   - quantops.platform.attributes
 notes:
+  - "Source: seed 002 I(Incident Response Workflow, 3. Investigation), which gathers C(pg_stat_activity) and the
+    top 50 statements by total time by hand (C(ORDER BY total_exec_time DESC LIMIT 50))."
   - "Privileges: a superuser or a member of C(pg_monitor) sees every session's query and state, every statement of
     C(pg_stat_statements) and C(pg_current_logfile); others see their own only."
   - "C(pg_stat_statements) must be in C(shared_preload_libraries) and created in O(login_db); when it is not, both

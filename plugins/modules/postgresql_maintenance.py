@@ -14,9 +14,9 @@ module: postgresql_maintenance
 short_description: VACUUM (ANALYZE), ANALYZE and REINDEX CONCURRENTLY for tables and indexes that need it
 version_added: 0.1.0
 description:
-  - Runs the maintenance statements of seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM) with C(ANALYZE) of the
-    large tables, C(REINDEX INDEX CONCURRENTLY) of bloated indexes) and of I(Troubleshooting, Issue 1) (C(ANALYZE)),
-    on relations named in O(tables), O(indexes) and O(reindex_tables), or chosen automatically (O(auto_select)).
+  - Runs C(VACUUM) with C(ANALYZE), C(ANALYZE) and C(REINDEX INDEX CONCURRENTLY) on the relations named in
+    O(tables), O(indexes) and O(reindex_tables), or on those chosen automatically (O(auto_select)) - tables with many
+    dead tuples, bloated indexes.
   - "Tables are chosen by their dead-tuple ratio C(n_dead_tup) divided by the sum of C(n_live_tup) and C(n_dead_tup) from
     C(pg_stat_user_tables): selected when the ratio is >= O(dead_tuple_ratio) and there are at least
     O(min_dead_tuples) dead tuples. TimescaleDB chunks are tables of their own in C(pg_stat_user_tables) and
@@ -45,8 +45,7 @@ options:
         statements (both together are run as one C(VACUUM) with C(ANALYZE)). They apply to the tables.
       - C(reindex) rebuilds the indexes (O(indexes) and the selected ones) with C(REINDEX INDEX) and the tables of
         O(reindex_tables) with C(REINDEX TABLE).
-      - C(analyze) with neither O(tables) nor O(auto_select) runs a database-wide C(ANALYZE), as seed 002's monthly
-        C(ANALYZE VERBOSE).
+      - C(analyze) with neither O(tables) nor O(auto_select) runs a database-wide C(ANALYZE).
     type: list
     elements: str
     choices: [ vacuum_analyze, vacuum, analyze, reindex ]
@@ -86,8 +85,7 @@ options:
     description:
       - "Dead-tuple ratio (0 to 1) from which a table is vacuumed. Default C(0.1): the level of postgres-mixin
         C(PostgresHasTooManyDeadTuples) and awesome-prometheus-alerts C(PostgresqlTooManyDeadTuples) (>= 0.1), the
-        same 10 % C(quantops.platform.postgresql_health_info) warns at; seed 002 shows the ratio
-        (C(dead_tuple_pct)) in its autovacuum query without a threshold."
+        same 10 % C(quantops.platform.postgresql_health_info) warns at."
     type: float
     default: 0.1
   min_dead_tuples:
@@ -100,7 +98,7 @@ options:
     default: 1000
   index_bloat_ratio:
     description:
-      - "Estimated bloat ratio (0 to 1) from which an index is rebuilt. Default C(0.3). No seed gives a level; the
+      - "Estimated bloat ratio (0 to 1) from which an index is rebuilt. Default C(0.3). The
         estimate already excludes the free space the fillfactor keeps (10 % for B-tree), so 0.3 means that a rebuild
         would make the index at least 30 % smaller, which is where the cost of rebuilding - reading the whole table
         and writing the index again - starts to buy a noticeably smaller, faster index."
@@ -134,6 +132,9 @@ extends_documentation_fragment:
   - quantops.platform.postgres
   - quantops.platform.attributes
 notes:
+  - "Source: seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM ANALYZE) of the large tables, C(REINDEX
+    INDEX CONCURRENTLY) of bloated indexes, the monthly C(ANALYZE VERBOSE)) and I(Troubleshooting, Issue 1)
+    (C(ANALYZE)). It shows the dead-tuple ratio in its autovacuum query but gives no level for it or for index bloat."
   - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit); O(lock_timeout) still
     bounds the wait for its lock.
   - "Privileges: C(VACUUM)/C(ANALYZE) need ownership of the table (or superuser, or in PostgreSQL 17 the

@@ -18,11 +18,7 @@ description:
     (O(idle_longer_than), O(idle_in_transaction_longer_than), O(active_longer_than), O(blocking_longer_than)),
     then lists them (O(mode=list)), cancels their running statement (O(mode=cancel), C(pg_cancel_backend)) or
     terminates them (O(mode=terminate), C(pg_terminate_backend)).
-  - "The rules are those of the seeds: seed 002 I(Troubleshooting, Issue 3: Connection Pool Exhaustion)
-    closes connections idle for more than 10 minutes (state C(idle) and C(state_change) more than 10 minutes ago);
-    seed 003 I(Runbook 3: Database Performance Issues) kills queries active for more than 5 minutes
-    (state C(active) and C(query_start) more than 5 minutes ago) and lists the blocked/blocking pairs of C(pg_locks),
-    read here with C(pg_blocking_pids)."
+  - Lock waits are read with C(pg_blocking_pids) (the blocked/blocking pairs of C(pg_locks)).
   - Never a candidate, whatever the rules say, in this order - the module's own backend
     (C(pg_backend_pid)); every backend whose C(backend_type) is not C(client backend) (walsenders of
     replication, autovacuum, logical replication and parallel workers, the TimescaleDB scheduler and other
@@ -33,8 +29,8 @@ description:
   - A session is only signalled if it is still the one that was judged - same pid, same C(backend_start)
     and same C(state_change) - checked in the statement that signals it, so a pid reused by a new
     connection, or a session that moved on to another statement meanwhile, is left alone (C(action=gone)).
-  - Also returns the counts of client sessions by database, user, application and state (the diagnosis query
-    of seed 002 Issue 3), the connection limits, and the lock-wait tree.
+  - Also returns the counts of client sessions by database, user, application and state, the connection limits,
+    and the lock-wait tree.
 options:
   mode:
     description:
@@ -52,7 +48,7 @@ options:
   idle_longer_than:
     description:
       - Select sessions with C(state = 'idle') for more than this many seconds (since C(state_change)).
-      - Seed 002 Issue 3 uses C(600) (10 minutes). Not set means the rule is off.
+      - Not set means the rule is off.
     type: int
   idle_in_transaction_longer_than:
     description:
@@ -64,7 +60,7 @@ options:
   active_longer_than:
     description:
       - Select sessions with C(state = 'active') whose statement started more than this many seconds ago
-        (C(query_start)). Seed 003 Runbook 3 uses C(300) (5 minutes). Not set means the rule is off.
+        (C(query_start)). Not set means the rule is off.
     type: int
   blocking_longer_than:
     description:
@@ -76,7 +72,7 @@ options:
   databases:
     description:
       - Only sessions connected to these databases are selected (and counted in RV(summary)).
-      - Default is the database connected to, O(login_db), as the seed's C(WHERE datname = 'quant_platform').
+      - Default is the database connected to, O(login_db).
     type: list
     elements: str
   all_databases:
@@ -129,6 +125,10 @@ notes:
   - C(changed) is true when at least one session was cancelled or terminated (or would be, in check mode).
   - Durations are computed by the server against one C(statement_timestamp), so they are consistent with each other.
   - Without O(statement_timeout) each statement of the module may run 30 seconds (C(30s)).
+  - "Source: seed 002 I(Troubleshooting, Issue 3: Connection Pool Exhaustion) counts the sessions per database,
+    user, application and state and closes those idle for more than 10 minutes (O(idle_longer_than=600)); seed 003
+    I(Runbook 3: Database Performance Issues) kills queries active for more than 5 minutes
+    (O(active_longer_than=300)) and lists the blocked/blocking pairs."
 seealso:
   - name: Server signaling functions
     description: pg_cancel_backend, pg_terminate_backend.

@@ -15,14 +15,13 @@ short_description: Report, compress and drop the chunks of TimescaleDB hypertabl
 version_added: 0.1.0
 description:
   - Reports, per hypertable, the chunk count, compressed and uncompressed chunks, total size and (with the TSL
-    build) the compression ratio - seed 002 Weekly Maintenance "TimescaleDB Chunk Management" and Monthly
-    Maintenance "Compression Review".
-  - With O(compress_older_than), compresses the uncompressed chunks older than it (seed 002 "Enable compression
-    on old chunks (>1 year)", C(compress_chunk) with C(if_not_compressed => true) on each chunk that C(show_chunks) lists with C(older_than)).
+    build) the compression ratio.
+  - With O(compress_older_than), compresses the uncompressed chunks older than it (C(compress_chunk) with
+    C(if_not_compressed => true) on each chunk that C(show_chunks) lists with C(older_than)).
     Compression is a Timescale License (TSL) feature and the hypertable must have compression enabled
     (M(quantops.platform.timescaledb_hypertable) O(quantops.platform.timescaledb_hypertable#module:compression)).
-  - With O(drop_older_than), drops the chunks older than it with C(drop_chunks) (seed 002 "Drop chunks older
-    than 5 years"). Works on the Apache build. The data in those chunks is deleted.
+  - With O(drop_older_than), drops the chunks older than it with C(drop_chunks). Works on the Apache build. The
+    data in those chunks is deleted.
   - Check mode lists the chunks that would be compressed or dropped and the statements, and changes nothing.
 options:
   hypertables:
@@ -62,6 +61,8 @@ extends_documentation_fragment:
   - quantops.platform.postgres
   - quantops.platform.attributes
 notes:
+  - "Source: seed 002 Weekly Maintenance \"TimescaleDB Chunk Management\" and Monthly Maintenance \"Compression
+    Review\" (report), \"Enable compression on old chunks (>1 year)\" and \"Drop chunks older than 5 years\"."
   - Without O(statement_timeout) each statement may run one hour (C(1h)); compressing a large chunk takes minutes.
   - "License: C(timescaledb_information) views, C(show_chunks), C(drop_chunks) and C(chunks_detailed_size) work on
     the Apache build; C(compress_chunk) and the compression statistics need C(timescaledb.license=timescale)

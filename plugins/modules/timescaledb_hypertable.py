@@ -18,8 +18,7 @@ description:
     the chunk interval, and C(migrate_data)) when it is not one yet, and sets its chunk interval (C(set_chunk_time_interval)).
   - Enables compression with C(segmentby) and C(orderby) settings (C(ALTER TABLE ... SET) with C(timescaledb.compress))
     and manages the compression policy (C(add_compression_policy)), the retention policy (C(add_retention_policy)) and
-    continuous aggregates with their refresh policy - the seed 002 settings (compress after 1 year, drop after
-    5 years, monthly aggregate C(ohlcv_monthly)).
+    continuous aggregates with their refresh policy.
   - Idempotent - the wanted state is compared with C(timescaledb_information.hypertables), C(.dimensions),
     C(.compression_settings), C(.jobs) and C(.continuous_aggregates); only differences are applied, each as one
     statement returned in RV(queries).
@@ -72,12 +71,12 @@ options:
         default: []
   compress_after:
     description:
-      - Compression policy (TSL) - compress chunks older than this interval (seed 002 C(1 year)).
+      - Compression policy (TSL) - compress chunks older than this interval.
       - C(none) removes the policy; omitted leaves it as it is. Needs O(compression) enabled.
     type: str
   drop_after:
     description:
-      - Retention policy (TSL) - drop chunks older than this interval (seed 002 C(5 years)).
+      - Retention policy (TSL) - drop chunks older than this interval.
       - C(none) removes the policy; omitted leaves it as it is. On the Apache build use
         M(quantops.platform.timescaledb_chunks) O(quantops.platform.timescaledb_chunks#module:drop_older_than) from a runbook instead.
     type: str
@@ -112,7 +111,7 @@ options:
   tsl_required:
     description:
       - C(true) - asking for a TSL feature on an Apache-build server fails, naming the license.
-      - C(false) - such features are skipped with a warning (seed 002's policies on the Debian package).
+      - C(false) - such features are skipped with a warning (the policies on Debian's package).
     type: bool
     default: true
 attributes:
@@ -122,6 +121,8 @@ extends_documentation_fragment:
   - quantops.platform.postgres
   - quantops.platform.attributes
 notes:
+  - "Source: seed 002's TimescaleDB settings - compress after C(1 year), drop after C(5 years), the monthly aggregate
+    C(ohlcv_monthly) (see the examples)."
   - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit), so that O(migrate_data)
     can move a large table into chunks.
   - Connect as the owner of the table (or a superuser); TimescaleDB needs ownership for every statement here.
