@@ -20,11 +20,11 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, run_module, runners
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, run_module, ok_runner
 
 
 HOSTILE = '"; DROP TABLE x; --'
-run_ok = runners(mod)[0]
+run_ok = ok_runner(mod)
 
 
 

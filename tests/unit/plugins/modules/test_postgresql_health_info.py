@@ -22,7 +22,7 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.modules import postgresql_health_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, runners
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -93,7 +93,8 @@ def fake_db(install):
 
 
 
-run_ok, run_module_fail = runners(mod)
+run_ok = ok_runner(mod)
+run_module_fail = fail_runner(mod)
 
 
 def run_fail(args):

@@ -106,7 +106,7 @@ def scratch_db(server_dsn):
         conn.execute(sql.SQL('CREATE TABLE {} (region text, date date)').format(sql.Identifier(HOSTILE)))
         conn.execute(sql.SQL("INSERT INTO {} VALUES ('EU', date '2024-06-28')").format(sql.Identifier(HOSTILE)))
         conn.execute('CREATE TABLE y (id int)')
-        conn.execute('CREATE VIEW slow_view AS SELECT region, date FROM ohlcv_data, pg_sleep(0.2) AS s')
+        conn.execute('CREATE VIEW slow_view AS SELECT region, date FROM ohlcv_data, pg_sleep(3) AS s')
         conn.execute('CREATE TABLE churn (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)')
         conn.execute('INSERT INTO churn SELECT g, g FROM generate_series(1, 2000) g')
         conn.execute('DELETE FROM churn WHERE id <= 500')
@@ -200,13 +200,14 @@ def test_check_mode_is_read_only(scratch_db):
 
 
 def test_statement_timeout_cancels_and_session_role_applies(scratch_db):
-    """statement_timeout and session_role reach the server: a 1 ms limit cancels the freshness query
+    """statement_timeout and session_role reach the server: a 500 ms limit cancels the freshness query of a
+    view that sleeps 3 s
     (the check turns unknown with the server's message), and SET ROLE to a role without SELECT on
     the table makes the same check report the missing privilege."""
     with psycopg.connect(scratch_db['dsn'], autocommit=True) as conn:
         conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'qp_reader') "
                      "THEN CREATE ROLE qp_reader; END IF; END $$")
-    result = run_with_ansible(module_args(scratch_db, checks=['freshness'], statement_timeout=1,
+    result = run_with_ansible(module_args(scratch_db, checks=['freshness'], statement_timeout='500ms',
                                           freshness_table='slow_view'))
     assert not result.get('failed'), result.get('msg')
     assert result['checks'][0]['status'] == 'unknown'

@@ -23,7 +23,7 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, runners)
+    FakeDB, assert_options_documented, fail_runner, ok_runner)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -99,7 +99,8 @@ def fake_db(install):
 
 
 
-run_ok, run_fail = runners(mod)
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 def test_bad_paths_fail_before_connecting(no_connect, tmp_path):

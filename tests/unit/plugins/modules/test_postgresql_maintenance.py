@@ -20,7 +20,7 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 from ansible_collections.quantops.platform.plugins.modules import postgresql_maintenance as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, runners)
+    FakeDB, assert_options_documented, fail_runner, ok_runner)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -153,7 +153,8 @@ def fake_db(install):
 
 
 
-run_ok, run_fail = runners(mod)
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 @pytest.mark.parametrize('args, fragment', [

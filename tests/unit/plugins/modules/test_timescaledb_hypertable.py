@@ -21,14 +21,15 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_hypertable as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, runners
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
 
 
 HOSTILE = '"; DROP TABLE x; --'
 
 
 
-run_ok, run_fail = runners(mod)
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 def fail_of(args):

@@ -23,7 +23,7 @@ from ansible.module_utils.common.text.converters import to_bytes
 
 __all__ = ['AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
            'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
-           'run_module', 'runners']
+           'ok_runner', 'fail_runner', 'run_module']
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -86,9 +86,14 @@ def module_fail(main, args):
     return res.result
 
 
-def runners(mod):
-    """(run_ok, run_fail) of a module: main() run with args to its result dict, asserting exit or failure."""
-    return functools.partial(module_ok, mod.main), functools.partial(module_fail, mod.main)
+def ok_runner(mod):
+    """run_ok(args) of a module: its main() run with args, asserted to exit; returns the result dict."""
+    return functools.partial(module_ok, mod.main)
+
+
+def fail_runner(mod):
+    """run_fail(args) of a module: its main() run with args, asserted to fail; returns the result dict."""
+    return functools.partial(module_fail, mod.main)
 
 
 def assert_options_documented(mod):
