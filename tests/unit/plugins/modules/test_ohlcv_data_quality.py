@@ -27,7 +27,6 @@ HOSTILE = '"; DROP TABLE x; --'
 run_ok = ok_runner(mod)
 
 
-
 def params(**over):
     """Module parameters with the argument spec's defaults."""
     spec = mod.argument_spec()

@@ -92,7 +92,6 @@ def fake_db(install):
     return lambda rules=None: install(FakeDB(healthy_rules() if rules is None else rules))
 
 
-
 run_ok = ok_runner(mod)
 run_module_fail = fail_runner(mod)
 

@@ -144,8 +144,8 @@ def run_with_ansible(args, *options):
                ANSIBLE_LOCALHOST_WARNING='false')
     env.pop('ANSIBLE_CONFIG', None)
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
-           '-e', 'ansible_python_interpreter=%s' % sys.executable] + list(options) + [
-           '-m', 'quantops.platform.postgresql_health_info', '-a', json.dumps(args)]
+           '-e', 'ansible_python_interpreter=%s' % sys.executable] + list(options)
+    cmd += ['-m', 'quantops.platform.postgresql_health_info', '-a', json.dumps(args)]
     proc = subprocess.run(cmd, cwd='/', env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode in (0, 2), proc.stderr
     out = json.loads(proc.stdout)
@@ -201,9 +201,8 @@ def test_check_mode_is_read_only(scratch_db):
 
 def test_statement_timeout_cancels_and_session_role_applies(scratch_db):
     """statement_timeout and session_role reach the server: a 500 ms limit cancels the freshness query of a
-    view that sleeps 3 s
-    (the check turns unknown with the server's message), and SET ROLE to a role without SELECT on
-    the table makes the same check report the missing privilege."""
+    view that sleeps 3 s (the check turns unknown with the server's message), and SET ROLE to a role
+    without SELECT on the table makes the same check report the missing privilege."""
     with psycopg.connect(scratch_db['dsn'], autocommit=True) as conn:
         conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'qp_reader') "
                      "THEN CREATE ROLE qp_reader; END IF; END $$")

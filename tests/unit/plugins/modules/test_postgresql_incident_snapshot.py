@@ -98,7 +98,6 @@ def fake_db(install):
     return lambda **kw: install(SnapshotDB(**kw))
 
 
-
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
 

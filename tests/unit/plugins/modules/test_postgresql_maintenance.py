@@ -152,7 +152,6 @@ def fake_db(install):
     return lambda **kw: install(MaintenanceDB(**kw))
 
 
-
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
 

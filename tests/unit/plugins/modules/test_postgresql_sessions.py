@@ -182,7 +182,6 @@ def fake_db(install):
     return lambda **kw: install(SessionsDB(**kw))
 
 
-
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
 

@@ -28,7 +28,6 @@ from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils impo
 HOSTILE = '"; DROP TABLE x; --'
 
 
-
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
 

@@ -27,7 +27,6 @@ from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils impo
 HOSTILE = '"; DROP TABLE x; --'
 
 
-
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
 
