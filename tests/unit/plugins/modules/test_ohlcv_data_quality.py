@@ -20,10 +20,8 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, run_module, ok_runner
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import HOSTILE, FakeDB, ok_runner, run_module
 
-
-HOSTILE = '"; DROP TABLE x; --'
 run_ok = ok_runner(mod)
 
 

@@ -24,6 +24,9 @@ from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.modules import postgresql_health_info as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
 
+run_ok = ok_runner(mod)
+run_module_fail = fail_runner(mod)
+
 
 HOSTILE = 'x"; DROP TABLE y; --'
 UTC = datetime.timezone.utc
@@ -90,10 +93,6 @@ def healthy_rules(**over):
 @pytest.fixture
 def fake_db(install):
     return lambda rules=None: install(FakeDB(healthy_rules() if rules is None else rules))
-
-
-run_ok = ok_runner(mod)
-run_module_fail = fail_runner(mod)
 
 
 def run_fail(args):

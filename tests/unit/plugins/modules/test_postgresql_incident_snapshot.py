@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import json
 import os
 import stat
@@ -23,12 +22,13 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, fail_runner, ok_runner)
+    T0, FakeDB, assert_options_documented, fail_runner, ok_runner)
+
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
-UTC = datetime.timezone.utc
-T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -96,10 +96,6 @@ class SnapshotDB(FakeDB):
 @pytest.fixture
 def fake_db(install):
     return lambda **kw: install(SnapshotDB(**kw))
-
-
-run_ok = ok_runner(mod)
-run_fail = fail_runner(mod)
 
 
 def test_bad_paths_fail_before_connecting(no_connect, tmp_path):

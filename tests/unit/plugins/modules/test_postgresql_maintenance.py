@@ -22,6 +22,9 @@ from ansible_collections.quantops.platform.plugins.modules import postgresql_mai
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
     FakeDB, assert_options_documented, fail_runner, ok_runner)
 
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
+
 
 HOSTILE = 'x"; DROP TABLE y; --'
 
@@ -150,10 +153,6 @@ class MaintenanceDB(FakeDB):
 @pytest.fixture
 def fake_db(install):
     return lambda **kw: install(MaintenanceDB(**kw))
-
-
-run_ok = ok_runner(mod)
-run_fail = fail_runner(mod)
 
 
 @pytest.mark.parametrize('args, fragment', [

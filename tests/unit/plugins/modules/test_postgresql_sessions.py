@@ -20,12 +20,13 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 from ansible_collections.quantops.platform.plugins.modules import postgresql_sessions as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, fail_runner, ok_runner)
+    T0, FakeDB, assert_options_documented, fail_runner, ok_runner)
+
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
-UTC = datetime.timezone.utc
-T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def session(pid, state='idle', seconds=0.0, query_seconds=None, xact=None, user='quant_app', app='trader',
@@ -180,10 +181,6 @@ class SessionsDB(FakeDB):
 @pytest.fixture
 def fake_db(install):
     return lambda **kw: install(SessionsDB(**kw))
-
-
-run_ok = ok_runner(mod)
-run_fail = fail_runner(mod)
 
 
 @pytest.mark.parametrize('args, fragment', [

@@ -22,18 +22,10 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_chunks as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
-
-
-HOSTILE = '"; DROP TABLE x; --'
-
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import HOSTILE, fail_runner, FakeDB, ok_runner
 
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
-
-
-def fail_of(args):
-    return run_fail(args)['msg']
 
 
 @pytest.mark.parametrize('args, fragment', [
@@ -45,7 +37,7 @@ def fail_of(args):
     ({'statement_timeout': '-1'}, 'statement_timeout must be milliseconds'),
 ])
 def test_bad_options_fail_before_connecting(no_connect, args, fragment):
-    assert fragment in fail_of(args)
+    assert fragment in run_fail(args)['msg']
 
 
 @pytest.mark.parametrize('value, kind', [

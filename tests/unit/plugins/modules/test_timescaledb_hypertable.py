@@ -21,18 +21,10 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query
 from ansible_collections.quantops.platform.plugins.modules import timescaledb_hypertable as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
-
-
-HOSTILE = '"; DROP TABLE x; --'
-
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import HOSTILE, fail_runner, FakeDB, ok_runner
 
 run_ok = ok_runner(mod)
 run_fail = fail_runner(mod)
-
-
-def fail_of(args):
-    return run_fail(args)['msg']
 
 
 def params(**over):
@@ -52,7 +44,7 @@ def params(**over):
      'parameters are required together: start_offset, end_offset found in continuous_aggregates'),
 ])
 def test_bad_options_fail_before_connecting(no_connect, args, fragment):
-    assert fragment in fail_of(args)
+    assert fragment in run_fail(args)['msg']
 
 
 def test_none_removes_a_policy():

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import datetime
 import functools
 import json
 import re
@@ -21,7 +22,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
-__all__ = ['AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
+__all__ = ['HOSTILE', 'T0', 'AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
            'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
            'ok_runner', 'fail_runner', 'run_module']
 
@@ -60,6 +61,14 @@ def exit_json(self, **kwargs):
 
 def fail_json(self, **kwargs):
     raise AnsibleFailJson(kwargs)
+
+
+HOSTILE = '"; DROP TABLE x; --'
+"""A name that would end a statement and drop a table if it were pasted into SQL instead of quoted."""
+
+
+T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
+"""When the sessions of the scripted pg_stat_activity started (backend_start)."""
 
 
 # --- running a module ---------------------------------------------------------------------
