@@ -160,7 +160,7 @@ def time_seed(conn, schema):
 def time_module(args, password, since=None):
     module_args = {
         'login_host': args.host, 'login_port': args.port, 'login_user': args.user,
-        'login_db': args.dbname, 'schema': args.schema, 'table': 'ohlcv_data', 'query_timeout': 0,
+        'login_db': args.dbname, 'schema': args.schema, 'table': 'ohlcv_data', 'statement_timeout': 0,
         'max_findings': 10,
     }
     if since:

@@ -9,7 +9,8 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Connection options of plugins/module_utils/postgres.py:postgres_common_argument_spec().
+    # Connection options of plugins/module_utils/postgres.py:postgres_common_argument_spec(): the names, aliases
+    # and defaults of community.postgresql's, so one module_defaults group (quantops.platform.postgresql) serves both.
     DOCUMENTATION = r'''
 options:
   login_user:
@@ -54,12 +55,6 @@ options:
     type: str
     default: quant_platform
     aliases: [ db ]
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection to be established (libpq C(connect_timeout)).
-      - C(0) waits forever.
-    type: int
-    default: 10
   ssl_mode:
     description:
       - Whether and how an SSL/TLS TCP connection is negotiated with the server (libpq C(sslmode)).
@@ -69,7 +64,7 @@ options:
       - See U(https://www.postgresql.org/docs/current/libpq-ssl.html) for the modes.
     type: str
     default: prefer
-    choices: [ disable, allow, prefer, require, verify-ca, verify-full ]
+    choices: [ allow, disable, prefer, require, verify-ca, verify-full ]
   ca_cert:
     description:
       - File of certificate authority certificates used to verify the server with
@@ -87,6 +82,27 @@ options:
     description:
       - Private key of O(ssl_cert) (libpq C(sslkey)). Must not be readable by group or others unless owned by root.
     type: path
+  connect_params:
+    description:
+      - "Further libpq connection parameters, passed to the connection as they are, for example
+        C({connect_timeout: 5}) or C({options: '-c search_path=ohlcv'})."
+      - C(connect_timeout) (seconds to wait for the connection, C(0) waits forever) is C(10) unless set here.
+      - See U(https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS).
+    type: dict
+    default: {}
+  session_role:
+    description:
+      - Role to switch to after connecting (C(SET ROLE)); the work then runs with that role's privileges.
+      - O(login_user) must be a member of it.
+    type: str
+  statement_timeout:
+    description:
+      - Longest time any one statement of the module may run (the session's C(statement_timeout)); a statement
+        running longer is cancelled and the module fails, or reports that check as failed.
+      - An integer is milliseconds; a string may carry a PostgreSQL unit (C(us), C(ms), C(s), C(min), C(h), C(d)),
+        for example C(30s) or C(10min). C(0) means no limit.
+      - When not set, the module's own limit applies (given in its notes).
+    type: raw
 requirements:
   - psycopg >= 3.1 on the managed node (C(python3-psycopg) on Debian 12 and later, or C(pip install psycopg[binary]))
 notes:

@@ -5,9 +5,8 @@
 
 """Logic of the ohlcv_data_quality module that needs no database.
 
-Option validation, the SQL of every check (composed from a constant template,
-identifiers quoted by module_utils/postgres.py, values rendered as literals by
-psycopg.sql.Literal), exchange-calendar resolution with its fallback, and the
+Option validation, the SQL of every check (a module_utils/postgres.py Query:
+a constant template, identifiers and literals composed by psycopg.sql), exchange-calendar resolution with its fallback, and the
 judgement of the findings.  The checks are seed 002's "Data Quality
 Management" queries (missing dates, z-score outliers, duplicates, NULL prices,
 business logic), bounded to a time range so that TimescaleDB excludes the
@@ -23,8 +22,9 @@ import re
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError,
-    pure_quote_ident,
-    sql_identifier,
+    Query,
+    TypedArray,
+    ValueArray,
     validate_identifier,
 )
 
@@ -115,7 +115,7 @@ def validate_options(params):
         raise OptionError('zscore_threshold must be > 0 (seed 002 uses 3.0), got %r' % (z,))
     opts['zscore_threshold'] = float(z)
     for name, minimum in (('gap_days', 1), ('zscore_lookback_days', 0), ('max_findings', 1),
-                          ('min_returns', 2), ('query_timeout', 0)):
+                          ('min_returns', 2)):
         value = params[name]
         if value is None or value < minimum:
             raise OptionError('%s must be an integer >= %d, got %r' % (name, minimum, value))
@@ -154,48 +154,7 @@ def validate_options(params):
     return opts
 
 
-# --- SQL composition -----------------------------------------------------------------------
-
-def _sql():
-    try:
-        from psycopg import sql  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    return sql
-
-
-def pure_literal(value):
-    """A SQL literal for the values this module sends: str, int, float, bool, date, list of dates."""
-    if value is None:
-        return 'NULL'
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, datetime.date):
-        return "'%s'::date" % value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return "'{%s}'::date[]" % ','.join(v.isoformat() for v in value)
-    return "'%s'" % str(value).replace("'", "''")
-
-
-class Query(object):
-    """A SQL template with {ident} and {literal} pieces; renders via psycopg.sql when available."""
-
-    def __init__(self, template, idents=None, literals=None):
-        self.template = template
-        self.idents = idents or {}
-        self.literals = literals or {}
-
-    def compose(self):
-        return _compose(self)
-
-    def as_string(self, conn=None):
-        composed = self.compose()
-        if isinstance(composed, str):
-            return composed
-        return composed.as_string(conn)
-
+# --- SQL (composed by module_utils/postgres.py Query: identifiers and literals, never interpolated) ---
 
 def _key_list(alias, keys):
     """'{alias}.{k0}, {alias}.{k1}' placeholders for the key columns and their ident map."""
@@ -220,7 +179,7 @@ def _range_clause(opts, alias='', since=None):
         literals['until'] = opts['until']
     if opts['regions']:
         clauses.append('%s{rg} = ANY({regions})' % (alias + '.' if alias else ''))
-        literals['regions'] = opts['regions']
+        literals['regions'] = TypedArray(opts['regions'], 'text')
     return clauses, literals
 
 
@@ -231,80 +190,22 @@ def _base(opts):
     return idents
 
 
+def _scan(opts, since=None):
+    """What every check over the table starts from: the key column list, the range clauses with their
+    literals, and the identifiers (table, time, region and key columns)."""
+    keys, kid = _key_list('', opts['key_columns'])
+    clauses, literals = _range_clause(opts, since=since)
+    idents = _base(opts)
+    idents.update(kid)
+    return keys, clauses, literals, idents
+
+
 def _where(clauses):
     return ('WHERE ' + ' AND '.join(clauses)) if clauses else ''
 
 
-def _regions_literal_fix(q):
-    # A list literal of text (regions) must not be cast to date[].
-    if 'regions' in q.literals:
-        q.literals['regions'] = RegionList(q.literals['regions'])
-    return q
-
-
-class RegionList(list):
-    """Marker: a text[] literal."""
-
-
-class ValueArray(list):
-    """Marker: an array literal typed by psycopg from the Python values (str -> text[], int -> int[]).
-
-    Used for key values read back from the table itself, so the array's element type matches the
-    key column's (text for text/varchar, an integer type for integers) and ``column = element``
-    has an operator without a cast.
-    """
-
-    def is_text(self):
-        """Only strings (or NULLs): psycopg leaves such an array literal untyped, so it gets ::text[]."""
-        return all(v is None or isinstance(v, str) for v in self)
-
-
-def _compose_literal(sql, value):
-    if isinstance(value, RegionList):
-        return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
-    if isinstance(value, ValueArray):
-        if value.is_text():
-            return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
-        return sql.Literal(list(value))
-    if isinstance(value, (list, tuple)):
-        return sql.SQL('{}::date[]').format(sql.Literal(list(value)))
-    if isinstance(value, datetime.date):
-        return sql.SQL('{}::date').format(sql.Literal(value))
-    return sql.Literal(value)
-
-
-def _pure_compose_literal(value):
-    if isinstance(value, RegionList):
-        items = ['"%s"' % v.replace('\\', '\\\\').replace('"', '\\"').replace("'", "''") for v in value]
-        return "'{%s}'::text[]" % ','.join(items)
-    if isinstance(value, ValueArray):
-        cast = '::text[]' if value.is_text() else ''
-        return 'ARRAY[%s]%s' % (', '.join(pure_literal(v) for v in value), cast)
-    return pure_literal(value)
-
-
-def _compose(self):
-    sql = _sql()
-    rendered = {}
-    for key, value in self.idents.items():
-        if isinstance(value, list):
-            rendered[key] = (sql.SQL(', ').join(sql_identifier(v) for v in value) if sql is not None
-                             else ', '.join(pure_quote_ident(v) for v in value))
-        else:
-            parts = tuple(value) if isinstance(value, tuple) else (value,)
-            rendered[key] = sql_identifier(*parts)
-    for key, value in self.literals.items():
-        rendered[key] = _compose_literal(sql, value) if sql is not None else _pure_compose_literal(value)
-    if sql is not None:
-        return sql.SQL(self.template).format(**rendered)
-    return self.template.format(**rendered)
-
-
 def duplicates_query(opts):
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     created = ''
     if opts['created_at_column']:
         idents['ca'] = opts['created_at_column']
@@ -312,16 +213,13 @@ def duplicates_query(opts):
     template = ('SELECT %s, {t} AS time, count(*) AS copies%s FROM {tbl} %s GROUP BY %s, {t} '
                 'HAVING count(*) > 1 ORDER BY count(*) DESC, %s, {t}'
                 % (keys, created, _where(clauses), keys, keys))
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def duplicate_rows_query(opts, delete=False):
     """Rows beyond the earliest created_at of each (key, time) group; DELETE ... RETURNING them with delete."""
-    keys, kid = _key_list('', opts['key_columns'])
+    keys, clauses, literals, idents = _scan(opts)
     okeys, dummy = _key_list('o', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
     idents['ca'] = opts['created_at_column']
     cols = [opts['price_columns'][k] for k in ('open', 'high', 'low', 'close')]
     if opts['volume_column']:
@@ -342,14 +240,11 @@ def duplicate_rows_query(opts, delete=False):
                     'ORDER BY %s, o.{t}, o.{ca}'
                     % (okeys, ocols, ('AND ' + ' AND '.join(_range_clause(opts, 'o')[0])) if clauses else '',
                        okeys))
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def null_prices_query(opts):
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     names = ['open', 'high', 'low', 'close']
     for n in names:
         idents['p_' + n] = opts['price_columns'][n]
@@ -357,15 +252,12 @@ def null_prices_query(opts):
     which = ', '.join("CASE WHEN {p_%s} IS NULL THEN '%s' END" % (n, n) for n in names)
     template = ('SELECT %s, {t} AS time, array_remove(ARRAY[%s], NULL) AS null_columns FROM {tbl} %s '
                 'ORDER BY %s, {t}' % (keys, which, _where(clauses + ['(%s)' % nulls]), keys))
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def invariants_query(opts):
     """Rows breaking low <= open, close <= high (so low <= high) or volume >= 0 (NULLs are the NULL check's)."""
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     for n in ('open', 'high', 'low', 'close'):
         idents['p_' + n] = opts['price_columns'][n]
     rules = [("{p_low} > {p_open}", 'low > open'), ("{p_low} > {p_close}", 'low > close'),
@@ -381,7 +273,7 @@ def invariants_query(opts):
     template = ('SELECT %s, {t} AS time, {p_open} AS open, {p_high} AS high, {p_low} AS low, {p_close} AS close%s, '
                 'array_remove(ARRAY[%s], NULL) AS violations FROM {tbl} %s ORDER BY %s, {t}'
                 % (keys, vol, broken, _where(clauses + ['(%s)' % any_broken]), keys))
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def outliers_query(opts):
@@ -391,14 +283,11 @@ def outliers_query(opts):
     add zero returns.  Statistics use zscore_lookback_days before ``since`` as well; only
     rows inside the range are reported.
     """
-    keys, kid = _key_list('', opts['key_columns'])
     dkeys, dummy = _key_list('d', opts['key_columns'])
     stat_since = None
     if opts['since'] is not None:
         stat_since = opts['since'] - datetime.timedelta(days=opts['zscore_lookback_days'])
-    clauses, literals = _range_clause(opts, since=stat_since)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts, since=stat_since)
     idents['close'] = opts['price_columns']['close']
     order = ''
     if opts['created_at_column']:
@@ -424,24 +313,21 @@ def outliers_query(opts):
         'WHERE s.returns >= {min_returns} AND abs((d.daily_return - s.mean_return) / NULLIF(s.std_return, 0)) > {z} '
         '%(report)s ORDER BY abs((d.daily_return - s.mean_return) / NULLIF(s.std_return, 0)) DESC, %(dkeys)s, d.time'
         % {'keys': keys, 'dkeys': dkeys, 'where': _where(clauses), 'order': order, 'report': report})
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def count_query(opts):
     """Rows inside the range (and regions): the denominator of the affected share."""
     clauses, literals = _range_clause(opts)
-    return _regions_literal_fix(Query('SELECT count(*) AS n FROM {tbl} %s' % _where(clauses), _base(opts), literals))
+    return Query('SELECT count(*) AS n FROM {tbl} %s' % _where(clauses), _base(opts), literals)
 
 
 def series_query(opts):
     """Series (key values) with their first/last time and row count inside the range."""
-    keys, kid = _key_list('', opts['key_columns'])
-    clauses, literals = _range_clause(opts)
-    idents = _base(opts)
-    idents.update(kid)
+    keys, clauses, literals, idents = _scan(opts)
     template = ('SELECT %s, min({t}) AS first_time, max({t}) AS last_time, count(DISTINCT {t}) AS days '
                 'FROM {tbl} %s GROUP BY %s ORDER BY %s' % (keys, _where(clauses), keys, keys))
-    return _regions_literal_fix(Query(template, idents, literals))
+    return Query(template, idents, literals)
 
 
 def missing_sessions_query(opts, key_values, ranges, sessions):
@@ -455,9 +341,9 @@ def missing_sessions_query(opts, key_values, ranges, sessions):
     into ``key_values``) and ``time`` (the missing session), ordered by both.
     """
     idents = {'tbl': (opts['schema'], opts['table']), 't': opts['time_column']}
-    literals = {'sessions': list(sessions), 'lo': sessions[0], 'hi': sessions[-1],
-                'idx': ValueArray(range(len(key_values))), 'first': [r[0] for r in ranges],
-                'last': [r[1] for r in ranges]}
+    literals = {'sessions': TypedArray(sessions, 'date'), 'lo': sessions[0], 'hi': sessions[-1],
+                'idx': ValueArray(range(len(key_values))), 'first': TypedArray([r[0] for r in ranges], 'date'),
+                'last': TypedArray([r[1] for r in ranges], 'date')}
     conds, arrays, names = [], [], []
     for i, col in enumerate(opts['key_columns']):
         idents['k%d' % i] = col

@@ -27,7 +27,7 @@ __metaclass__ = type
 
 import math
 
-from ansible_collections.quantops.platform.plugins.module_utils.postgres import compose_query, validate_identifier
+from ansible_collections.quantops.platform.plugins.module_utils.postgres import Query, validate_identifier
 
 OPERATIONS = ('vacuum_analyze', 'vacuum', 'analyze', 'reindex')
 
@@ -91,7 +91,7 @@ class MaintenanceError(ValueError):
 def parse_relation(text, what='table'):
     """Split ``schema.name`` (or ``name``, schema public) at the first dot; validate both parts.
 
-    The parts are identifiers quoted later by compose_query, so quotes and
+    The parts are identifiers quoted later by the Query builder, so quotes and
     semicolons in them stay part of the name.
     """
     if not isinstance(text, str) or text.strip() == '':
@@ -191,19 +191,19 @@ def select_indexes(rows, ratio, min_bytes, schemas=None):
 
 
 def statement(operation, schema, name, concurrently=True):
-    """The statement of one operation on one relation, identifiers quoted by compose_query."""
+    """The Query of one operation on one relation (its name an identifier, never interpolated)."""
     rel = (schema, name)
     conc = ' CONCURRENTLY' if concurrently else ''
     if operation == 'vacuum_analyze':
-        return compose_query('VACUUM (ANALYZE) {rel}', rel=rel)
+        return Query('VACUUM (ANALYZE) {rel}', {'rel': rel})
     if operation == 'vacuum':
-        return compose_query('VACUUM {rel}', rel=rel)
+        return Query('VACUUM {rel}', {'rel': rel})
     if operation == 'analyze':
-        return compose_query('ANALYZE {rel}', rel=rel)
+        return Query('ANALYZE {rel}', {'rel': rel})
     if operation == 'reindex_index':
-        return compose_query('REINDEX INDEX' + conc + ' {rel}', rel=rel)
+        return Query('REINDEX INDEX' + conc + ' {rel}', {'rel': rel})
     if operation == 'reindex_table':
-        return compose_query('REINDEX TABLE' + conc + ' {rel}', rel=rel)
+        return Query('REINDEX TABLE' + conc + ' {rel}', {'rel': rel})
     raise MaintenanceError('unknown operation %s' % operation)
 
 
@@ -211,7 +211,7 @@ def plan(operations, tables, indexes, reindex_tables, concurrently=True):
     """Order the work: VACUUM/ANALYZE first (fresh statistics for the bloat estimate of the next run), then REINDEX.
 
     ``tables``/``indexes``/``reindex_tables``: lists of dicts with schema, name, reason.
-    Returns a list of dicts: operation, relation (schema.name), reason, query (Composed or str).
+    Returns a list of dicts: operation, relation (schema.name), reason, query (a Query).
     """
     steps = []
     table_ops = [op for op in ('vacuum_analyze', 'vacuum', 'analyze') if op in operations]

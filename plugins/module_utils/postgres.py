@@ -3,28 +3,44 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Shared PostgreSQL connection code for the quantops.platform modules.
+"""Shared PostgreSQL code of the quantops.platform modules.
 
-Modelled on community.postgresql's module_utils/postgres.py: one argument spec
-for the connection options (documented by the ``quantops.platform.postgres``
-doc fragment), one ``connect()`` and helpers that quote identifiers instead of
-interpolating them.  psycopg (version 3) is imported lazily so that importing
-this file never fails on a host without it; ``connect()`` reports the missing
-library the standard Ansible way.
+* ``postgres_common_argument_spec()``: the connection options, named as
+  community.postgresql names them (so one ``module_defaults`` group serves
+  both collections), plus ``session_role`` and ``statement_timeout``;
+  documented by the ``quantops.platform.postgres`` doc fragment.
+* ``pg_session(module)``: the start and end of every module's work - import
+  psycopg 3 (a hard requirement, reported with missing_required_lib), connect,
+  ``SET ROLE``, ``SET statement_timeout``, close in ``finally``.
+* ``Query``: the one SQL builder, on ``psycopg.sql``: a constant template whose
+  ``{name}`` pieces are identifiers (``psycopg.sql.Identifier``) or literals
+  (``psycopg.sql.Literal``), never interpolated text.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import datetime
 import decimal
+import re
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
-PSYCOPG_REQUIREMENT = 'psycopg (python3-psycopg on Debian)'
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError:
+    psycopg = None
+    sql = None
+    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+else:
+    PSYCOPG_IMPORT_ERROR = None
+
+PSYCOPG_REQUIREMENT = 'psycopg >= 3.1 (python3-psycopg on Debian)'
 PSYCOPG_MIN_VERSION = (3, 1)
 
 # PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes (63 by default).
@@ -32,7 +48,12 @@ MAX_IDENTIFIER_BYTES = 63
 
 APPLICATION_NAME = 'ansible-quantops.platform'
 
-SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
+SSL_MODES = ['allow', 'disable', 'prefer', 'require', 'verify-ca', 'verify-full']
+
+DEFAULT_CONNECT_TIMEOUT = 10
+
+# statement_timeout as PostgreSQL reads it: milliseconds, or a number with a unit.
+_TIMEOUT_RE = re.compile(r'^\s*\d+\s*(us|ms|s|min|h|d)?\s*$')
 
 
 class IdentifierError(ValueError):
@@ -42,7 +63,9 @@ class IdentifierError(ValueError):
 def postgres_common_argument_spec():
     """Return the connection options shared by the quantops.platform PostgreSQL modules.
 
-    Documented by the ``quantops.platform.postgres`` doc fragment; keep both in step.
+    Names, aliases and defaults are community.postgresql's (4.x) ``postgres_common_argument_spec``
+    plus its per-module ``login_db`` and ``session_role``; ``statement_timeout`` is this
+    collection's.  Documented by the ``quantops.platform.postgres`` doc fragment; keep both in step.
     """
     return dict(
         login_user=dict(type='str', default='postgres', aliases=['login']),
@@ -51,28 +74,30 @@ def postgres_common_argument_spec():
         login_port=dict(type='int', default=5432, aliases=['port']),
         login_unix_socket=dict(type='str', default='', aliases=['unix_socket']),
         login_db=dict(type='str', default='quant_platform', aliases=['db']),
-        connect_timeout=dict(type='int', default=10),
         ssl_mode=dict(type='str', default='prefer', choices=SSL_MODES),
         ca_cert=dict(type='path', aliases=['ssl_rootcert']),
         ssl_cert=dict(type='path'),
         ssl_key=dict(type='path', no_log=False),
+        connect_params=dict(type='dict', default={}),
+        session_role=dict(type='str'),
+        statement_timeout=dict(type='raw'),
     )
 
 
 def get_conn_params(params):
     """Map module parameters to keyword arguments for ``psycopg.connect``.
 
-    Pure function (no psycopg needed).  ``login_unix_socket`` is used when
-    ``login_host`` is empty or ``localhost``, as community.postgresql does;
-    with neither set libpq uses its compiled-in socket directory
-    (/var/run/postgresql on Debian).  An empty password is left out so that
-    libpq can fall back to peer authentication or ~/.pgpass.
+    ``login_unix_socket`` is used when ``login_host`` is empty or ``localhost``, as
+    community.postgresql does; with neither set libpq uses its compiled-in socket
+    directory (/var/run/postgresql on Debian).  An empty password is left out so that
+    libpq can fall back to peer authentication or ~/.pgpass.  ``connect_params`` is
+    added last (any libpq parameter; ``connect_timeout`` defaults to 10 seconds).
     """
     kw = {
         'dbname': params.get('login_db') or 'quant_platform',
         'user': params.get('login_user') or 'postgres',
         'port': int(params.get('login_port') or 5432),
-        'connect_timeout': int(params.get('connect_timeout') if params.get('connect_timeout') is not None else 10),
+        'connect_timeout': DEFAULT_CONNECT_TIMEOUT,
         'sslmode': params.get('ssl_mode') or 'prefer',
         'application_name': APPLICATION_NAME,
     }
@@ -90,6 +115,7 @@ def get_conn_params(params):
         kw['sslcert'] = params['ssl_cert']
     if params.get('ssl_key'):
         kw['sslkey'] = params['ssl_key']
+    kw.update(params.get('connect_params') or {})
     return kw
 
 
@@ -120,17 +146,31 @@ def _version_tuple(version):
     return tuple(parts)
 
 
-def import_psycopg(module):
-    """Import psycopg lazily; fail the module the standard way when it is absent or too old."""
-    try:
-        import psycopg  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=traceback.format_exc())
-        return None  # only reached when fail_json is mocked
-    if _version_tuple(getattr(psycopg, '__version__', '0')) < PSYCOPG_MIN_VERSION:
+def ensure_psycopg(module):
+    """Fail the module the standard way when psycopg 3.1+ is not importable on the managed node."""
+    if psycopg is None:
+        module.fail_json(msg=missing_required_lib(PSYCOPG_REQUIREMENT), exception=PSYCOPG_IMPORT_ERROR)
+    elif _version_tuple(getattr(psycopg, '__version__', '0')) < PSYCOPG_MIN_VERSION:
         module.fail_json(msg='psycopg >= %s is required on the managed node, found %s' % (
             '.'.join(str(x) for x in PSYCOPG_MIN_VERSION), psycopg.__version__))
-    return psycopg
+
+
+def statement_timeout_setting(value, default):
+    """The value for ``SET statement_timeout`` from the option (or the module's default).
+
+    An integer means milliseconds (as in postgresql.conf); a string may carry a unit
+    (``30s``, ``10min``, ``1h``); ``0`` means no limit.  Raises ValueError otherwise.
+    """
+    if value is None or value == '':
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError('statement_timeout must be milliseconds or a PostgreSQL duration such as 30s or 10min, '
+                         'got %r' % (value,))
+    text = str(value).strip()
+    if not _TIMEOUT_RE.match(text):
+        raise ValueError('statement_timeout must be milliseconds or a PostgreSQL duration such as 30s or 10min '
+                         '(units us, ms, s, min, h, d), got %r' % (value,))
+    return text.replace(' ', '')
 
 
 def connect(module, autocommit=True):
@@ -139,7 +179,7 @@ def connect(module, autocommit=True):
     On failure the module fails with a message naming host, port, database and
     user; the password never appears (it is scrubbed from the driver's text too).
     """
-    psycopg = import_psycopg(module)
+    ensure_psycopg(module)
     conn_params = get_conn_params(module.params)
     try:
         return psycopg.connect(autocommit=autocommit, **conn_params)
@@ -147,6 +187,38 @@ def connect(module, autocommit=True):
         detail = _scrub(to_native(e), module.params.get('login_password'))
         module.fail_json(msg='Unable to connect to PostgreSQL (%s): %s' % (describe_connection(conn_params), detail))
     return None  # only reached when fail_json is mocked
+
+
+@contextlib.contextmanager
+def pg_session(module, default_timeout, autocommit=True):
+    """Connect with the module's options and yield the connection, closed on the way out.
+
+    The session switches to O(session_role) when given and sets ``statement_timeout`` to
+    the option's value or ``default_timeout`` (checked before connecting).  A failure of
+    either fails the module naming the setting and the server's message.
+    """
+    try:
+        timeout = statement_timeout_setting(module.params.get('statement_timeout'), default_timeout)
+    except ValueError as e:
+        module.fail_json(msg=to_native(e))
+    ensure_psycopg(module)
+    conn = connect(module, autocommit=autocommit)
+    try:
+        with conn.cursor() as cur:
+            role = module.params.get('session_role')
+            what = 'statement_timeout'
+            try:
+                if role:
+                    what = 'session_role %s' % role
+                    cur.execute(Query('SET ROLE {role}', {'role': validate_identifier(role, 'session_role')})
+                                .compose(conn))
+                    what = 'statement_timeout'
+                cur.execute(Query('SET statement_timeout = {t}', literals={'t': timeout}).compose(conn))
+            except (psycopg.Error, IdentifierError) as e:
+                module.fail_json(msg='Could not set %s: %s' % (what, to_native(e).strip()))
+        yield conn
+    finally:
+        conn.close()
 
 
 def validate_identifier(name, what='identifier'):
@@ -169,90 +241,138 @@ def validate_identifier(name, what='identifier'):
     return name
 
 
-def _psycopg_sql():
-    """Return psycopg.sql, or None when psycopg is not importable (unit tests patch this)."""
-    try:
-        from psycopg import sql  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    return sql
-
-
-def pure_quote_ident(name):
-    """Quote one identifier the way PQescapeIdentifier does: wrap in double quotes, double inner quotes."""
-    return '"%s"' % validate_identifier(name).replace('"', '""')
-
-
-def quote_ident(name, conn=None):
-    """Return ``name`` quoted as a PostgreSQL identifier (a str).
-
-    Uses psycopg.sql.Identifier when psycopg is available; older psycopg
-    releases need a connection to render an Identifier, so without one (and
-    without psycopg) the pure fallback is used.  Both give the same text.
-    """
-    validate_identifier(name)
-    sql = _psycopg_sql()
-    if sql is not None:
-        try:
-            return sql.Identifier(name).as_string(conn)
-        except Exception:  # pylint: disable=broad-except
-            pass
-    return pure_quote_ident(name)
-
-
 def sql_identifier(*parts):
-    """Return a (possibly qualified) identifier safe to compose into SQL.
+    """A (possibly qualified) ``psycopg.sql.Identifier``, every part validated first.
 
-    With psycopg: a ``psycopg.sql.Identifier`` (``sql_identifier('public', 'ohlcv_data')``
-    renders as ``"public"."ohlcv_data"``).  Without psycopg: the same text as a str.
-    Every part is validated first.
+    ``sql_identifier('public', 'ohlcv_data')`` renders as ``"public"."ohlcv_data"``.
     """
     if not parts:
         raise IdentifierError('at least one identifier part is required')
     for part in parts:
         validate_identifier(part)
-    sql = _psycopg_sql()
-    if sql is not None:
-        return sql.Identifier(*parts)
-    return '.'.join(pure_quote_ident(part) for part in parts)
+    return sql.Identifier(*parts)
 
 
-class SqlNumber(object):
-    """A numeric literal for compose_query (rendered by psycopg.sql.Literal).
+class IdentList(list):
+    """Identifier piece of a Query: the names joined by ', ' (a column list)."""
 
-    Composing numbers into the text instead of passing query parameters keeps
-    psycopg from scanning the query for ``%`` placeholders, which it would
-    also find inside a quoted identifier such as ``"a%b"``.
+
+class TypedArray(list):
+    """Literal piece of a Query: an array literal with an explicit cast (``TypedArray(days, 'date')``)."""
+
+    def __init__(self, values, element_type):
+        super(TypedArray, self).__init__(values)
+        self.element_type = element_type
+
+
+class ValueArray(list):
+    """Literal piece of a Query: an array literal typed by psycopg from the Python values.
+
+    Used for key values read back from a table itself, so the array's element type matches
+    the key column's (text for text/varchar, an integer type for integers) and
+    ``column = element`` has an operator without a cast.  An array of strings only (or
+    NULLs) gets ``::text[]``, as psycopg leaves such a literal untyped.
     """
 
-    def __init__(self, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError('SqlNumber takes an int or a float, got %s' % type(value).__name__)
-        self.value = value
 
-    def __repr__(self):
-        return 'SqlNumber(%r)' % (self.value,)
+class QuotedName(object):
+    """Literal piece of a Query: the quoted text of a name, e.g. for ``{reg}::regclass``.
 
-
-def compose_query(template, **pieces):
-    """Compose a constant SQL template with quoted identifiers, never by interpolation.
-
-    ``template`` uses ``{name}`` placeholders; each keyword is a str (one
-    identifier), a tuple/list (a qualified name) or a SqlNumber.  Returns a
-    psycopg ``Composed`` when psycopg is present, otherwise a str built with
-    the pure quoting (used by unit tests without a database).
+    ``QuotedName(('public', 'ohlcv'))`` is the string literal ``'"public"."ohlcv"'``;
+    ``QuotedName([('open',), ('close', 'DESC')])`` is ``'"open", "close" DESC'`` (a list
+    of names with an optional ASC/DESC each, as TimescaleDB's compression settings take).
+    The quoting is psycopg's Identifier rendered with the connection.
     """
-    sql = _psycopg_sql()
-    rendered = {}
-    for key, value in pieces.items():
-        if isinstance(value, SqlNumber):
-            rendered[key] = sql.Literal(value.value) if sql is not None else repr(value.value)
-            continue
-        parts = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-        rendered[key] = sql_identifier(*parts)
-    if sql is not None:
-        return sql.SQL(template).format(**rendered)
-    return template.format(**rendered)
+
+    def __init__(self, name=None, names=None):
+        self.name = name
+        self.names = names
+
+    def text(self, conn):
+        if self.name is not None:
+            return sql_identifier(*self.name).as_string(conn)
+        items = []
+        for entry in self.names:
+            rendered = sql_identifier(entry[0]).as_string(conn)
+            if len(entry) > 1 and entry[1]:
+                rendered += ' ' + entry[1]
+            items.append(rendered)
+        return ', '.join(items)
+
+
+def _literal(value, conn):
+    if isinstance(value, QuotedName):
+        return sql.Literal(value.text(conn))
+    if isinstance(value, TypedArray):
+        return sql.SQL('{}::' + value.element_type + '[]').format(sql.Literal(list(value)))
+    if isinstance(value, ValueArray):
+        if all(v is None or isinstance(v, str) for v in value):
+            return sql.SQL('{}::text[]').format(sql.Literal(list(value)))
+        return sql.Literal(list(value))
+    return sql.Literal(value)
+
+
+class Query(object):
+    """The one SQL builder: a constant template with ``{name}`` identifier and literal pieces.
+
+    ``idents`` maps a name to a str (one identifier), a tuple (a qualified name) or an
+    IdentList (a column list); ``literals`` maps a name to a value for
+    ``psycopg.sql.Literal`` (str, int, float, bool, None, date - psycopg adds the cast) or a TypedArray,
+    ValueArray or QuotedName.  Nothing is interpolated into the text: a ``%`` or quote
+    inside a name stays inside its quotes, and no query parameters are needed.
+    """
+
+    def __init__(self, template, idents=None, literals=None):
+        self.template = template
+        self.idents = dict(idents or {})
+        self.literals = dict(literals or {})
+
+    def compose(self, conn=None):
+        """The ``psycopg.sql.Composed`` to execute (``conn`` renders QuotedName pieces)."""
+        rendered = {}
+        for key, value in self.idents.items():
+            if isinstance(value, IdentList):
+                rendered[key] = sql.SQL(', ').join(sql_identifier(v) for v in value)
+            else:
+                rendered[key] = sql_identifier(*(value if isinstance(value, tuple) else (value,)))
+        for key, value in self.literals.items():
+            rendered[key] = _literal(value, conn)
+        return sql.SQL(self.template).format(**rendered)
+
+    def as_string(self, conn):
+        """The SQL text exactly as sent (the ``queries`` return value)."""
+        return self.compose(conn).as_string(conn)
+
+
+class QueryRunner(object):
+    """Runs SQL on the module's connection and keeps the text of what counts (the ``queries`` return value).
+
+    ``rows(query, record)`` runs a Query (or a constant str) and returns its rows as dicts; with
+    ``record`` its text is appended to ``queries`` exactly as sent, cut at ``text_limit`` characters
+    when that is set.
+    """
+
+    text_limit = None
+
+    def __init__(self, module, conn):
+        self.module = module
+        self.conn = conn
+        self.queries = []
+
+    def text(self, query):
+        return query.as_string(self.conn) if isinstance(query, Query) else query
+
+    def record(self, query):
+        text = self.text(query)
+        if self.text_limit and len(text) > self.text_limit:
+            text = text[:self.text_limit] + ' ...'
+        self.queries.append(text)
+
+    def rows(self, query, record=False, convert=True):
+        if record:
+            self.record(query)
+        with self.conn.cursor() as cur:
+            return fetch_all_dicts(cur, query, convert=convert)
 
 
 def convert_value(value):
@@ -271,10 +391,13 @@ def convert_value(value):
 def fetch_all_dicts(cur, query, params=None, convert=True):
     """Execute ``query`` and return every row as a dict keyed by column name.
 
+    ``query`` is a str or a Query (composed with the cursor's connection).
     ``params`` is passed only when given, so a query without placeholders is
     sent as is (a ``%`` inside a quoted identifier is then harmless).  With
     ``convert`` (default) values go through ``convert_value``.
     """
+    if isinstance(query, Query):
+        query = query.compose(cur.connection)
     if params is None:
         cur.execute(query)
     else:

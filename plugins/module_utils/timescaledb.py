@@ -20,7 +20,7 @@ import re
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError,
-    pure_quote_ident,
+    QuotedName,
     validate_identifier,
 )
 
@@ -34,6 +34,10 @@ _INTERVAL_RE = re.compile(
     r'^\s*(@\s*)?((\d+(\.\d+)?\s*(microseconds?|milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|'
     r'weeks?|months?|mons?|years?|yrs?|decades?|centuries|century|millenniums?|millennia)\s*)+|'
     r'P[0-9YMWDTHS.]+|\d+:\d{2}(:\d{2})?)\s*$', re.IGNORECASE)
+
+
+SERVER_QUERY = ("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
+                "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
 
 
 class TimescaleError(ValueError):
@@ -55,8 +59,8 @@ def split_name(name, default_schema='public'):
 
 
 def regclass_text(schema, table):
-    """The quoted "schema"."table" text to cast to regclass (passed as a literal, never interpolated)."""
-    return '%s.%s' % (pure_quote_ident(schema), pure_quote_ident(table))
+    """The Query literal of "schema"."table" to cast to regclass (quoted by psycopg, never interpolated)."""
+    return QuotedName((schema, table))
 
 
 def classify_cutoff(value, what):
@@ -90,6 +94,16 @@ def cutoff_cast(kind, time_type):
     if time_type in ('timestamp without time zone', 'timestamp'):
         return 'timestamp'
     return 'timestamptz'
+
+
+def server(runner):
+    """The timescaledb extension's version and the server's license; fails the module when not installed."""
+    rows = runner.rows(SERVER_QUERY)
+    if not rows:
+        runner.module.fail_json(msg='The timescaledb extension is not installed in database %s (CREATE EXTENSION '
+                                    'timescaledb, see the quantops.platform.timescaledb role).'
+                                % runner.module.params['login_db'])
+    return dict(rows[0], license=rows[0]['license'] or LICENSE_TSL)
 
 
 def license_message(feature, license_name):

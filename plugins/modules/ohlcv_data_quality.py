@@ -14,28 +14,26 @@ module: ohlcv_data_quality
 short_description: Check an OHLCV table for duplicates, missing trading days, outliers, NULL prices and broken OHLC bars
 version_added: 0.1.0
 description:
-  - Runs the checks of seed 002 (PostgreSQL Operations Guide, "Data Quality Management" and Troubleshooting
-    "Issue 4 Data Quality Issues") on a table of daily bars, by default the platform's C(public.ohlcv_data)
-    (C(ticker), C(region), C(date), C(open), C(high), C(low), C(close), C(volume), C(created_at)).
-  - "C(duplicates): more than one row for the same series key and time (seed \"Find Duplicates\"). Critical:
-    seed 002 raises C(DuplicateRecordsDetected) as a critical alert."
+  - Checks a table of daily bars, by default the platform's C(public.ohlcv_data) (C(ticker), C(region), C(date),
+    C(open), C(high), C(low), C(close), C(volume), C(created_at)), for five kinds of bad data.
+  - "C(duplicates): more than one bar for the same series key and time. Critical: every later read double-counts."
   - "C(missing_days): trading days without a row, judged per series between its first and last row in the
     range against the real exchange calendar of its region (the C(exchange_calendars) library, region to
     exchange through O(calendars), e.g. C(KR) -> C(XKRX), C(US) -> C(XNYS)). Without a usable calendar the
-    seed's own method is used: consecutive rows more than O(gap_days) calendar days apart. The result says,
+    gap method is used: consecutive rows more than O(gap_days) calendar days apart. The result says,
     per series, which method judged which dates and why (C(missing_days_methods))."
   - "C(outliers): daily close-to-close returns whose z-score against the series' mean and standard deviation
-    exceeds O(zscore_threshold) (seed \"Z-Score Outlier Detection\", 3.0 standard deviations)."
-  - "C(null_prices): rows with a NULL open, high, low or close (seed \"NULL Values: 0 NULL prices found\")."
-  - "C(ohlc_invariants): rows breaking low <= open <= high, low <= close <= high or volume >= 0 (seed
-    \"Business Logic: All OHLCV records pass validation\"). NULLs are left to C(null_prices)."
+    exceeds O(zscore_threshold)."
+  - "C(null_prices): rows with a NULL open, high, low or close."
+  - "C(ohlc_invariants): rows breaking low <= open <= high, low <= close <= high or volume >= 0. NULLs are left
+    to C(null_prices)."
   - O(since) and O(until) bound every check to C(since <= time < until) with constants in the WHERE clause,
     so TimescaleDB excludes the chunks outside the range at plan time and a daily run reads only the newest
     chunks. The outlier statistics also read O(zscore_lookback_days) before O(since).
   - "With O(fix=true) the duplicates are removed keeping, in each group, the row with the earliest
-    O(created_at_column) (seed \"Remove Duplicates\"; ties broken by physical order), in one transaction, and
-    every removed row is returned in RV(removed_rows). Nothing else is ever changed: missing days, outliers,
-    NULLs and broken bars need a person (backfill from the source, check for splits), as the seed says."
+    O(created_at_column) (ties broken by physical order), in one transaction, and every removed row is returned
+    in RV(removed_rows). Nothing else is ever changed: missing days, outliers, NULLs and broken bars need a
+    person (backfill from the source, check for splits)."
 options:
   schema:
     description: Schema of O(table).
@@ -113,8 +111,7 @@ options:
     type: str
   gap_days:
     description:
-      - Gap method threshold in calendar days; consecutive rows further apart are a gap
-        (seed 002 "Gaps >3 days in OHLCV data", also its C(MissingDatesHigh) alert counts gaps > 3 days).
+      - Gap method threshold in calendar days; consecutive rows further apart are a gap.
       - Used for regions without a calendar, when C(exchange_calendars) is not importable, for
         non-C(date) time columns and for the dates before or after what a calendar records.
     type: int
@@ -125,7 +122,7 @@ options:
     type: dict
     default: {}
   zscore_threshold:
-    description: Absolute z-score above which a daily return is an outlier (seed 002, 3.0 standard deviations).
+    description: Absolute z-score above which a daily return is an outlier, in standard deviations.
     type: float
     default: 3.0
   zscore_lookback_days:
@@ -149,28 +146,23 @@ options:
       - Runbooks set this only when the operator confirmed (C(data_quality_fix_confirm=true)).
     type: bool
     default: false
-  query_timeout:
-    description: Seconds any single query may run (C(statement_timeout)); C(0) means no limit.
-    type: int
-    default: 600
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details:
       - Every check runs (they only read). With O(fix=true) the rows that would be removed are returned in
         RV(removed_rows) and the DELETE statement in RV(queries); nothing is deleted.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 requirements:
   - C(exchange_calendars) >= 4.5 (tested with 4.13.2; pulls pandas and numpy) in the Python that runs the module,
     for the calendar method of C(missing_days). Without it the module still runs and judges missing days with
     the gap method, saying so in RV(missing_days_methods).
 notes:
+  - "Source: seed 002 (PostgreSQL Operations Guide) \"Data Quality Management\" (Find Duplicates, Remove Duplicates,
+    Z-Score Outlier Detection at 3.0, gaps > 3 days, NULL values, business logic) and Troubleshooting \"Issue 4
+    Data Quality Issues\"; its C(DuplicateRecordsDetected) alert is critical, C(MissingDatesHigh) counts gaps > 3 days."
+  - Without O(statement_timeout) each query may run 10 minutes (C(10min)).
   - "Where it runs: C(exchange_calendars) is not a Debian package. The collection's runbooks
     (C(playbooks/incidents/data_quality.yml)) run this module on the Ansible controller (C(delegate_to:
     localhost)) in the controller's Python, where they install C(exchange_calendars) with pip, and connect to
@@ -344,14 +336,11 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
-    convert_value,
-    fetch_all_dicts,
-    import_psycopg,
-    postgres_common_argument_spec,
+    Query, QueryRunner, convert_value, pg_session, postgres_common_argument_spec, psycopg
 )
 
 QUERY_TEXT_LIMIT = 2000
+STATEMENT_TIMEOUT = '10min'
 
 
 def argument_spec():
@@ -378,7 +367,6 @@ def argument_spec():
         min_returns=dict(type='int', default=20),
         max_findings=dict(type='int', default=100),
         fix=dict(type='bool', default=False),
-        query_timeout=dict(type='int', default=600),
     )
     return spec
 
@@ -392,25 +380,18 @@ LABELS = {
 }
 
 
-class DataQuality(object):
+class DataQuality(QueryRunner):
+    text_limit = QUERY_TEXT_LIMIT
+
     def __init__(self, module, conn, opts, db_error):
-        self.module = module
-        self.conn = conn
+        super(DataQuality, self).__init__(module, conn)
         self.opts = opts
         self.db_error = db_error
-        self.queries = []
         self.timings = {}
 
-    def text(self, query):
-        return query.as_string(self.conn) if hasattr(query, 'as_string') else str(query)
-
     def rows(self, query, record=True, convert=True):
-        composed = query.compose() if isinstance(query, dq.Query) else query
-        if record:
-            text = self.text(query)
-            self.queries.append(text if len(text) <= QUERY_TEXT_LIMIT else text[:QUERY_TEXT_LIMIT] + ' ...')
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, composed, convert=convert)
+        """Every check's query is recorded unless told otherwise."""
+        return super(DataQuality, self).rows(query, record, convert)
 
     def queries_seen(self, kind):
         """True after the first query of a kind was recorded (one example per kind in RV(queries))."""
@@ -423,7 +404,7 @@ class DataQuality(object):
 
     def columns(self):
         o = self.opts
-        rows = self.rows(dq.Query(
+        rows = self.rows(Query(
             'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type '
             'FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid '
             'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
@@ -600,15 +581,11 @@ def run_module():
     except dq.OptionError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     result = dict(changed=False, queries=[])
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         runner = DataQuality(module, conn, opts, psycopg.Error)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT set_config('statement_timeout', %s, false)",
-                            (str(opts['query_timeout'] * 1000),))
                 if not (opts['fix'] and not module.check_mode):
                     cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
             types = runner.columns()
@@ -659,8 +636,6 @@ def run_module():
         except psycopg.Error as e:
             module.fail_json(msg='Data-quality query failed on %s.%s: %s' % (
                 opts['schema'], opts['table'], to_native(e).strip()), queries=runner.queries)
-    finally:
-        conn.close()
 
     affected = sum(c['affected'] for c in checks)
     result.update(lists)

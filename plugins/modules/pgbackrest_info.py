@@ -49,15 +49,8 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; the module never changes anything.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - quantops.platform.attributes
+  - quantops.platform.attributes.info_module
 requirements:
   - pgBackRest 2.x on the target (Debian package C(pgbackrest)).
 notes:

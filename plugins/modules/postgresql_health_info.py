@@ -128,24 +128,13 @@ options:
       - Column the latest row is computed per (one check per value).
     type: str
     default: region
-  query_timeout:
-    description:
-      - Seconds any single query of the module may run (C(statement_timeout) of its session); C(0) means no limit.
-      - The freshness query reads the whole OHLCV table, so keep a limit on large databases.
-    type: int
-    default: 60
 extends_documentation_fragment:
   - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; the module never changes anything.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - quantops.platform.attributes
+  - quantops.platform.attributes.info_module
 notes:
+  - Without O(statement_timeout) each query may run 60 seconds (C(60s)). The freshness query reads the whole OHLCV
+    table, so keep a limit on large databases.
   - "Privileges: connect as a superuser or as a role granted C(pg_monitor) (which includes C(pg_read_all_stats)
     and C(pg_read_all_settings)); without it C(pg_stat_activity) hides the state of other roles' sessions. The
     freshness check also needs C(SELECT) on O(freshness_table); without it that check is C(unknown)."
@@ -566,15 +555,8 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    IdentifierError,
-    SqlNumber,
-    compose_query,
-    connect,
-    fetch_all_dicts,
-    fetch_one_dict,
-    import_psycopg,
-    postgres_common_argument_spec,
-    validate_identifier,
+    IdentifierError, Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg,
+    validate_identifier
 )
 
 # Schemas of TimescaleDB's own tables: their rows in pg_stat_user_tables are
@@ -584,6 +566,8 @@ TIMESCALEDB_SCHEMA_PREFIXES = ('_timescaledb', 'timescaledb_')
 TIME_TYPES = ('date', 'timestamp', 'timestamptz')
 
 TOP_SLOW_STATEMENTS = 5
+
+STATEMENT_TIMEOUT = '60s'
 
 
 def argument_spec():
@@ -596,7 +580,6 @@ def argument_spec():
         freshness_table=dict(type='str', default='ohlcv_data'),
         freshness_time_column=dict(type='str', default='date'),
         freshness_group_column=dict(type='str', default='region'),
-        query_timeout=dict(type='int', default=60),
     )
     return spec
 
@@ -619,18 +602,15 @@ def validate_options(params, now=None):
             validate_identifier(params.get(option), option)
         except IdentifierError as e:
             raise ValueError(to_native(e))
-    if params.get('query_timeout') is not None and params['query_timeout'] < 0:
-        raise ValueError('query_timeout must be 0 (no limit) or a number of seconds, got %s' % params['query_timeout'])
     if not params.get('checks'):
         raise ValueError('checks must name at least one of: %s' % ', '.join(health.CHECK_NAMES))
     return thresholds, as_of
 
 
 def freshness_query(schema, table, time_column, group_column):
-    """Latest time per group; every name is quoted by compose_query, none interpolated."""
-    return compose_query(
-        'SELECT {group_col}::text AS grp, max({time_col}) AS latest FROM {table} GROUP BY 1 ORDER BY 1',
-        group_col=group_column, time_col=time_column, table=(schema, table))
+    """Latest time per group; every name is an identifier of the Query, none interpolated."""
+    return Query('SELECT {group_col}::text AS grp, max({time_col}) AS latest FROM {table} GROUP BY 1 ORDER BY 1',
+                 {'group_col': group_column, 'time_col': time_column, 'table': (schema, table)})
 
 
 def aggregate_tables(rows, chunk_map):
@@ -731,10 +711,8 @@ class HealthInfo(object):
             return [health.unknown_check(check, name, 'Query failed: %s' % self.error_text(e), unit=unit)]
 
     # -- session ------------------------------------------------------------
-    def prepare_session(self, query_timeout):
+    def prepare_session(self):
         self.cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
-        if query_timeout:
-            self.cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(int(query_timeout) * 1000),))
         info = self.one_dict("SELECT current_database() AS database, current_setting('server_version') AS version, "
                              "current_setting('server_version_num')::int AS version_num")
         self.database = info['database']
@@ -808,13 +786,13 @@ class HealthInfo(object):
             mean_col, total_col = ('mean_time', 'total_time')
         view = (ext['schema'], 'pg_stat_statements')
         try:
-            row = self.one_dict(compose_query(
+            row = self.one_dict(Query(
                 'SELECT count(*) FILTER (WHERE s.{mean} > {limit}) AS count, '
                 'count(*) FILTER (WHERE s.{mean} > {limit} AND s.dbid = '
                 '(SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())) '
                 'AS count_current_database, count(*) AS statements FROM {view} AS s',
-                mean=mean_col, limit=SqlNumber(limit_ms), view=view))
-            top = self.all_dicts(compose_query(
+                {'mean': mean_col, 'view': view}, {'limit': limit_ms}))
+            top = self.all_dicts(Query(
                 'SELECT s.queryid, d.datname AS database, r.rolname AS role, s.calls, '
                 'round(s.{mean}::numeric, 2) AS mean_exec_time_ms, '
                 'round(s.{total}::numeric, 2) AS total_exec_time_ms '
@@ -822,8 +800,8 @@ class HealthInfo(object):
                 'LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid '
                 'LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid '
                 'WHERE s.{mean} > {limit} ORDER BY s.{mean} DESC LIMIT {top}',
-                mean=mean_col, total=total_col, limit=SqlNumber(limit_ms), view=view,
-                top=SqlNumber(TOP_SLOW_STATEMENTS)))
+                {'mean': mean_col, 'total': total_col, 'view': view},
+                {'limit': limit_ms, 'top': TOP_SLOW_STATEMENTS}))
         except self.db_error as e:
             text = self.error_text(e)
             if 'shared_preload_libraries' in text:
@@ -958,20 +936,16 @@ def run_module():
     except ValueError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         info_collector = HealthInfo(module, conn, thresholds, as_of, db_error=psycopg.Error)
         try:
-            server = info_collector.prepare_session(params['query_timeout'])
+            server = info_collector.prepare_session()
             info_collector.read_timescaledb()
         except psycopg.Error as e:
             module.fail_json(msg='Could not read server information from %s: %s'
                              % (params['login_db'], info_collector.error_text(e)))
         selected = [name for name in health.CHECK_NAMES if name in params['checks']]
         checks = info_collector.run(selected, params)
-    finally:
-        conn.close()
 
     counts = health.count_statuses(checks)
     result = dict(

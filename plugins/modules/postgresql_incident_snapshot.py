@@ -14,9 +14,8 @@ module: postgresql_incident_snapshot
 short_description: Collect the diagnostics of a PostgreSQL incident into one tar.gz archive on the target
 version_added: 0.1.0
 description:
-  - Collects what seed 002 I(Incident Response Workflow, 3. Investigation) gathers by hand - C(pg_stat_activity),
-    the top statements of C(pg_stat_statements) by total time (seed - C(ORDER BY total_exec_time DESC LIMIT 50))
-    - and more - the top statements by mean time, the lock-wait tree (C(pg_blocking_pids)), the settings not
+  - Collects the diagnostics of an investigation - C(pg_stat_activity), the top statements of C(pg_stat_statements)
+    by total time and by mean time, the lock-wait tree (C(pg_blocking_pids)), the settings not
     at their default, the size of every database and the last lines of the server log - and writes each as a
     JSON file into one C(.tar.gz) archive at O(path) on the target. Fetch it to the controller with
     M(ansible.builtin.fetch).
@@ -43,7 +42,7 @@ options:
     default: false
   top_statements:
     description:
-      - Number of statements kept in each of the two C(pg_stat_statements) rankings. Seed 002 uses 50.
+      - Number of statements kept in each of the two C(pg_stat_statements) rankings.
     type: int
     default: 50
   query_length:
@@ -65,29 +64,22 @@ options:
       - Number of last lines of the log kept. At most the last 4 MiB of the file are read. C(0) skips the log.
     type: int
     default: 500
-  query_timeout:
-    description:
-      - Seconds any single query may run (C(statement_timeout)). C(0) means no limit.
-    type: int
-    default: 30
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: Everything is collected and summarized in RV(summary) and RV(errors), but no archive is written;
       C(changed) is true since a real run would write one.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
+  - "Source: seed 002 I(Incident Response Workflow, 3. Investigation), which gathers C(pg_stat_activity) and the
+    top 50 statements by total time by hand (C(ORDER BY total_exec_time DESC LIMIT 50))."
   - "Privileges: a superuser or a member of C(pg_monitor) sees every session's query and state, every statement of
     C(pg_stat_statements) and C(pg_current_logfile); others see their own only."
   - "C(pg_stat_statements) must be in C(shared_preload_libraries) and created in O(login_db); when it is not, both
     rankings are empty and RV(errors) says so. The statement texts are kept: treat the archive as confidential."
   - The database is only read; the archive is the only thing written, so C(changed) is true whenever it is.
+  - Without O(statement_timeout) each query may run 30 seconds (C(30s)).
 seealso:
   - module: quantops.platform.postgresql_sessions
   - module: ansible.builtin.fetch
@@ -212,18 +204,12 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    compose_query,
-    connect,
-    convert_value,
-    fetch_all_dicts,
-    fetch_one_dict,
-    import_psycopg,
-    postgres_common_argument_spec,
-    SqlNumber,
+    Query, convert_value, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 
 LOG_READ_LIMIT = 4 * 1024 * 1024
+STATEMENT_TIMEOUT = '30s'
 
 SETTINGS_SQL = ("SELECT name, setting, unit, source, sourcefile, sourceline, pending_restart "
                 "FROM pg_catalog.pg_settings WHERE source NOT IN ('default', 'override') ORDER BY name")
@@ -252,7 +238,6 @@ def argument_spec():
         query_length=dict(type='int', default=2000),
         log_file=dict(type='path'),
         log_lines=dict(type='int', default=500),
-        query_timeout=dict(type='int', default=30),
     )
     return spec
 
@@ -266,7 +251,7 @@ def validate_options(params):
     if os.path.exists(path) and not params.get('force'):
         raise ValueError('%s exists; the module never overwrites an archive unless force=true: choose another path '
                          '(for example with a timestamp) or set force' % path)
-    for option in ('top_statements', 'query_length', 'log_lines', 'query_timeout'):
+    for option in ('top_statements', 'query_length', 'log_lines'):
         if params.get(option) is None or params[option] < 0:
             raise ValueError('%s must be 0 or more, got %s' % (option, params.get(option)))
     return os.path.basename(path)[:-len('.tar.gz')]
@@ -353,8 +338,8 @@ class Snapshot(object):
         view = (ext['schema'], 'pg_stat_statements')
         ranked = []
         for order in ('total_exec_time', 'mean_exec_time'):
-            rows = fetch_all_dicts(self.cur, compose_query(STATEMENTS_TEMPLATE, view=view, order=order,
-                                                           top=SqlNumber(self.params['top_statements'])))
+            rows = fetch_all_dicts(self.cur, Query(STATEMENTS_TEMPLATE, {'view': view, 'order': order},
+                                                   {'top': self.params['top_statements']}))
             for row in rows:
                 row['query'] = sess.truncate(row.get('query'), self.params['query_length'])
             ranked.append(rows)
@@ -369,14 +354,11 @@ def run_module():
     except ValueError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         snap = Snapshot(conn, psycopg.Error, params)
         cur = snap.cur
         try:
             cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
-            cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(params['query_timeout'] * 1000),))
             server = fetch_one_dict(cur, "SELECT now() AS collected_at, current_database() AS database, "
                                          "current_setting('server_version') AS server_version, "
                                          "current_setting('server_version_num')::int AS version_num")
@@ -412,8 +394,6 @@ def run_module():
                 snap.errors['server_log'] = ('Could not read %s: %s (run the task as a user who can read it, e.g. '
                                              'become_user postgres, or set log_file)' % (log_file, to_native(e)))
                 log_file = None
-    finally:
-        conn.close()
 
     summary = {
         'collected_at': convert_value(server['collected_at']),

@@ -14,9 +14,9 @@ module: postgresql_maintenance
 short_description: VACUUM (ANALYZE), ANALYZE and REINDEX CONCURRENTLY for tables and indexes that need it
 version_added: 0.1.0
 description:
-  - Runs the maintenance statements of seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM) with C(ANALYZE) of the
-    large tables, C(REINDEX INDEX CONCURRENTLY) of bloated indexes) and of I(Troubleshooting, Issue 1) (C(ANALYZE)),
-    on relations named in O(tables), O(indexes) and O(reindex_tables), or chosen automatically (O(auto_select)).
+  - Runs C(VACUUM) with C(ANALYZE), C(ANALYZE) and C(REINDEX INDEX CONCURRENTLY) on the relations named in
+    O(tables), O(indexes) and O(reindex_tables), or on those chosen automatically (O(auto_select)) - tables with many
+    dead tuples, bloated indexes.
   - "Tables are chosen by their dead-tuple ratio C(n_dead_tup) divided by the sum of C(n_live_tup) and C(n_dead_tup) from
     C(pg_stat_user_tables): selected when the ratio is >= O(dead_tuple_ratio) and there are at least
     O(min_dead_tuples) dead tuples. TimescaleDB chunks are tables of their own in C(pg_stat_user_tables) and
@@ -45,8 +45,7 @@ options:
         statements (both together are run as one C(VACUUM) with C(ANALYZE)). They apply to the tables.
       - C(reindex) rebuilds the indexes (O(indexes) and the selected ones) with C(REINDEX INDEX) and the tables of
         O(reindex_tables) with C(REINDEX TABLE).
-      - C(analyze) with neither O(tables) nor O(auto_select) runs a database-wide C(ANALYZE), as seed 002's monthly
-        C(ANALYZE VERBOSE).
+      - C(analyze) with neither O(tables) nor O(auto_select) runs a database-wide C(ANALYZE).
     type: list
     elements: str
     choices: [ vacuum_analyze, vacuum, analyze, reindex ]
@@ -86,8 +85,7 @@ options:
     description:
       - "Dead-tuple ratio (0 to 1) from which a table is vacuumed. Default C(0.1): the level of postgres-mixin
         C(PostgresHasTooManyDeadTuples) and awesome-prometheus-alerts C(PostgresqlTooManyDeadTuples) (>= 0.1), the
-        same 10 % C(quantops.platform.postgresql_health_info) warns at; seed 002 shows the ratio
-        (C(dead_tuple_pct)) in its autovacuum query without a threshold."
+        same 10 % C(quantops.platform.postgresql_health_info) warns at."
     type: float
     default: 0.1
   min_dead_tuples:
@@ -100,7 +98,7 @@ options:
     default: 1000
   index_bloat_ratio:
     description:
-      - "Estimated bloat ratio (0 to 1) from which an index is rebuilt. Default C(0.3). No seed gives a level; the
+      - "Estimated bloat ratio (0 to 1) from which an index is rebuilt. Default C(0.3). The
         estimate already excludes the free space the fillfactor keeps (10 % for B-tree), so 0.3 means that a rebuild
         would make the index at least 30 % smaller, which is where the cost of rebuilding - reading the whole table
         and writing the index again - starts to buy a noticeably smaller, faster index."
@@ -126,24 +124,19 @@ options:
         queue behind a long transaction and block everybody queued after it. C(0) waits forever.
     type: int
     default: 30
-  statement_timeout:
-    description:
-      - Seconds any one statement may run (C(statement_timeout)). C(0) means no limit.
-    type: int
-    default: 0
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
-    details: The candidates are chosen as in a real run and the statements returned in RV(statements) with
-      C(status=not_run); nothing runs.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+    details: The candidates are chosen as in a real run and returned in RV(steps) with C(status=not_run) and
+      their SQL in RV(queries); nothing runs.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
+  - "Source: seed 002 I(Maintenance Tasks, Weekly Maintenance) (C(VACUUM ANALYZE) of the large tables, C(REINDEX
+    INDEX CONCURRENTLY) of bloated indexes, the monthly C(ANALYZE VERBOSE)) and I(Troubleshooting, Issue 1)
+    (C(ANALYZE)). It shows the dead-tuple ratio in its autovacuum query but gives no level for it or for index bloat."
+  - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit); O(lock_timeout) still
+    bounds the wait for its lock.
   - "Privileges: C(VACUUM)/C(ANALYZE) need ownership of the table (or superuser, or in PostgreSQL 17 the
     C(pg_maintain) role / C(MAINTAIN) privilege); C(REINDEX) needs ownership or C(MAINTAIN) as well. A table the role
     may not maintain fails with the server's message and the other statements still run."
@@ -178,7 +171,7 @@ EXAMPLES = r'''
 
 - name: How long each statement took
   ansible.builtin.debug:
-    msg: "{{ pg_maintenance.statements | map(attribute='seconds') | list }}"
+    msg: "{{ pg_maintenance.steps | map(attribute='seconds') | list }}"
 
 - name: Seed 002 Issue 1 - refresh the planner statistics of ohlcv_data
   quantops.platform.postgresql_maintenance:
@@ -204,8 +197,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-statements:
-  description: The statements in the order they ran (or would run).
+queries:
+  description: The SQL of RV(steps), in the order it ran (in check mode, the order it would run).
+  returned: always
+  type: list
+  elements: str
+  sample: ['VACUUM (ANALYZE) "public"."ohlcv_data"', 'REINDEX INDEX CONCURRENTLY "public"."ohlcv_data_pkey"']
+steps:
+  description: The maintenance steps in the order they ran (or would run), with their outcome.
   returned: always
   type: list
   elements: dict
@@ -272,14 +271,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
-    fetch_all_dicts,
-    fetch_one_dict,
-    import_psycopg,
-    postgres_common_argument_spec,
-    validate_identifier,
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg, validate_identifier
 )
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
+
+STATEMENT_TIMEOUT = 0
 
 
 def argument_spec():
@@ -297,7 +293,6 @@ def argument_spec():
         min_index_bloat_bytes=dict(type='int', default=8388608),
         concurrently=dict(type='bool', default=True),
         lock_timeout=dict(type='int', default=30),
-        statement_timeout=dict(type='int', default=0),
     )
     return spec
 
@@ -310,7 +305,7 @@ def validate_options(params):
         value = params.get(option)
         if value is None or not 0 <= value <= 1:
             raise ValueError('%s is a ratio between 0 and 1 (0.1 = 10 %%), got %s' % (option, value))
-    for option in ('min_dead_tuples', 'min_index_bloat_bytes', 'lock_timeout', 'statement_timeout'):
+    for option in ('min_dead_tuples', 'min_index_bloat_bytes', 'lock_timeout'):
         if params.get(option) is None or params[option] < 0:
             raise ValueError('%s must be 0 or more, got %s' % (option, params.get(option)))
     try:
@@ -355,18 +350,16 @@ def run_module():
     except ValueError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     operations = params['operations']
     thresholds = dict(dead_tuple_ratio=params['dead_tuple_ratio'], min_dead_tuples=params['min_dead_tuples'],
                       index_bloat_ratio=params['index_bloat_ratio'],
                       min_index_bloat_bytes=params['min_index_bloat_bytes'])
-    result = dict(changed=False, statements=[], total_seconds=0.0, tables=[], indexes=[], thresholds=thresholds)
-    try:
+    result = dict(changed=False, steps=[], queries=[], total_seconds=0.0, tables=[], indexes=[],
+                  thresholds=thresholds)
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         cur = conn.cursor()
         try:
-            cur.execute("SELECT set_config('lock_timeout', %s, false)", (str(params['lock_timeout'] * 1000),))
-            cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(params['statement_timeout'] * 1000),))
+            cur.execute(Query('SET lock_timeout = {t}', literals={'t': '%ds' % params['lock_timeout']}).compose(conn))
             database = fetch_one_dict(cur, 'SELECT current_database() AS database')['database']
             named_tables = lookup(cur, tables, ('r', 'p', 'm'), 'table', database)
             named_indexes = lookup(cur, indexes, ('i', 'I'), 'index', database)
@@ -391,19 +384,20 @@ def run_module():
         if 'analyze' in operations and not auto and not named_tables and not any(
                 op in operations for op in ('vacuum', 'vacuum_analyze')):
             steps.insert(0, {'operation': 'analyze', 'relation': None, 'reason': 'database-wide ANALYZE',
-                             'query': 'ANALYZE'})
+                             'query': Query('ANALYZE')})
 
         failed = []
         for step in steps:
             query = step.pop('query')
-            step['sql'] = query if isinstance(query, str) else query.as_string(conn)
+            step['sql'] = query.as_string(conn)
+            result['queries'].append(step['sql'])
             step['seconds'] = None
             if module.check_mode:
                 step['status'] = 'not_run'
                 continue
             started = time.monotonic()
             try:
-                cur.execute(query)
+                cur.execute(query.compose(conn))
                 step['status'] = 'ok'
             except psycopg.Error as e:
                 step['status'] = 'failed'
@@ -415,10 +409,8 @@ def run_module():
             step['seconds'] = round(time.monotonic() - started, 3)
             result['total_seconds'] += step['seconds']
         result['total_seconds'] = round(result['total_seconds'], 3)
-        result['statements'] = steps
+        result['steps'] = steps
         result['changed'] = bool(steps)
-    finally:
-        conn.close()
     if failed:
         module.fail_json(msg='%d of %d maintenance statements failed: %s' % (
             len(failed), len(steps), '; '.join('%s: %s' % (f['sql'], f['error']) for f in failed)), **result)

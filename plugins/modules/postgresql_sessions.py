@@ -18,11 +18,7 @@ description:
     (O(idle_longer_than), O(idle_in_transaction_longer_than), O(active_longer_than), O(blocking_longer_than)),
     then lists them (O(mode=list)), cancels their running statement (O(mode=cancel), C(pg_cancel_backend)) or
     terminates them (O(mode=terminate), C(pg_terminate_backend)).
-  - "The rules are those of the seeds: seed 002 I(Troubleshooting, Issue 3: Connection Pool Exhaustion)
-    closes connections idle for more than 10 minutes (state C(idle) and C(state_change) more than 10 minutes ago);
-    seed 003 I(Runbook 3: Database Performance Issues) kills queries active for more than 5 minutes
-    (state C(active) and C(query_start) more than 5 minutes ago) and lists the blocked/blocking pairs of C(pg_locks),
-    read here with C(pg_blocking_pids)."
+  - Lock waits are read with C(pg_blocking_pids) (the blocked/blocking pairs of C(pg_locks)).
   - Never a candidate, whatever the rules say, in this order - the module's own backend
     (C(pg_backend_pid)); every backend whose C(backend_type) is not C(client backend) (walsenders of
     replication, autovacuum, logical replication and parallel workers, the TimescaleDB scheduler and other
@@ -33,8 +29,8 @@ description:
   - A session is only signalled if it is still the one that was judged - same pid, same C(backend_start)
     and same C(state_change) - checked in the statement that signals it, so a pid reused by a new
     connection, or a session that moved on to another statement meanwhile, is left alone (C(action=gone)).
-  - Also returns the counts of client sessions by database, user, application and state (the diagnosis query
-    of seed 002 Issue 3), the connection limits, and the lock-wait tree.
+  - Also returns the counts of client sessions by database, user, application and state, the connection limits,
+    and the lock-wait tree.
 options:
   mode:
     description:
@@ -44,13 +40,15 @@ options:
         O(idle_longer_than) or O(idle_in_transaction_longer_than).
       - C(terminate) runs C(pg_terminate_backend) with its pid and O(terminate_timeout) on each selected session, ending the connection
         and rolling back its open transaction.
+      - C(cancel) and C(terminate) need at least one of O(idle_longer_than), O(idle_in_transaction_longer_than),
+        O(active_longer_than) and O(blocking_longer_than).
     type: str
     choices: [ list, cancel, terminate ]
     default: list
   idle_longer_than:
     description:
       - Select sessions with C(state = 'idle') for more than this many seconds (since C(state_change)).
-      - Seed 002 Issue 3 uses C(600) (10 minutes). Not set means the rule is off.
+      - Not set means the rule is off.
     type: int
   idle_in_transaction_longer_than:
     description:
@@ -62,7 +60,7 @@ options:
   active_longer_than:
     description:
       - Select sessions with C(state = 'active') whose statement started more than this many seconds ago
-        (C(query_start)). Seed 003 Runbook 3 uses C(300) (5 minutes). Not set means the rule is off.
+        (C(query_start)). Not set means the rule is off.
     type: int
   blocking_longer_than:
     description:
@@ -74,12 +72,12 @@ options:
   databases:
     description:
       - Only sessions connected to these databases are selected (and counted in RV(summary)).
-      - Default is the database connected to, O(login_db), as the seed's C(WHERE datname = 'quant_platform').
+      - Default is the database connected to, O(login_db).
     type: list
     elements: str
   all_databases:
     description:
-      - Select and count sessions of every database of the server; O(databases) must then be left unset.
+      - Select and count sessions of every database of the server. Mutually exclusive with O(databases).
     type: bool
     default: false
   exclude_users:
@@ -113,24 +111,24 @@ options:
         C(0) returns an empty text (query texts can hold literals such as passwords).
     type: int
     default: 200
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: The sessions are selected as in a real run and returned with C(action=would_cancel) or
-      C(action=would_terminate) and the statements that would run in RV(statements); nothing is signalled.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+      C(action=would_terminate) and the SQL that would run in RV(queries); nothing is signalled.
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
   - "Privileges: to see other roles' query texts and states connect as a superuser or a member of C(pg_monitor)
     (C(pg_read_all_stats)); to signal other roles' backends a superuser or a member of C(pg_signal_backend) (which
     cannot signal superuser backends)."
   - C(changed) is true when at least one session was cancelled or terminated (or would be, in check mode).
   - Durations are computed by the server against one C(statement_timestamp), so they are consistent with each other.
+  - Without O(statement_timeout) each statement of the module may run 30 seconds (C(30s)).
+  - "Source: seed 002 I(Troubleshooting, Issue 3: Connection Pool Exhaustion) counts the sessions per database,
+    user, application and state and closes those idle for more than 10 minutes (O(idle_longer_than=600)); seed 003
+    I(Runbook 3: Database Performance Issues) kills queries active for more than 5 minutes
+    (O(active_longer_than=300)) and lists the blocked/blocking pairs."
 seealso:
   - name: Server signaling functions
     description: pg_cancel_backend, pg_terminate_backend.
@@ -289,12 +287,16 @@ over_cap:
   returned: always
   type: int
   sample: 0
-statements:
-  description: The signalling statements run (or, in check mode, that would run), one per session.
+queries:
+  description:
+    - The signalling SQL run (or, in check mode, that would run), one per session, exactly as sent.
+    - A session is signalled only if it is still the one judged (same pid, start and last state change).
   returned: always
   type: list
   elements: str
-  sample: ["SELECT pg_catalog.pg_terminate_backend(4211, 5000)"]
+  sample: ["SELECT pg_catalog.pg_terminate_backend(a.pid, 5000) AS done FROM pg_catalog.pg_stat_activity a WHERE
+           a.pid = 4211 AND a.backend_start = '2026-12-07 09:00:01.5+00:00'::timestamptz AND a.state_change IS NOT
+           DISTINCT FROM '2026-12-07 09:10:00+00:00'::timestamptz"]
 summary:
   description: Client sessions of the selected databases counted as seed 002 Issue 3 does, before any action.
   returned: always
@@ -348,22 +350,20 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
-    fetch_all_dicts,
-    fetch_one_dict,
-    import_psycopg,
-    postgres_common_argument_spec,
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 
 RULE_OPTIONS = ('idle_longer_than', 'idle_in_transaction_longer_than', 'active_longer_than', 'blocking_longer_than')
 
-CANCEL_SQL = ('SELECT pg_catalog.pg_cancel_backend(a.pid) AS done FROM pg_catalog.pg_stat_activity a '
-              'WHERE a.pid = %s AND a.backend_start = %s AND a.state_change IS NOT DISTINCT FROM %s')
-TERMINATE_SQL = ('SELECT pg_catalog.pg_terminate_backend(a.pid, %s) AS done FROM pg_catalog.pg_stat_activity a '
-                 'WHERE a.pid = %s AND a.backend_start = %s AND a.state_change IS NOT DISTINCT FROM %s')
-TERMINATE_SQL_PRE14 = ('SELECT pg_catalog.pg_terminate_backend(a.pid) AS done FROM pg_catalog.pg_stat_activity a '
-                       'WHERE a.pid = %s AND a.backend_start = %s AND a.state_change IS NOT DISTINCT FROM %s')
+# The session is signalled only if it is still the one judged (same pid, start and last state change).
+_SAME_SESSION = ('FROM pg_catalog.pg_stat_activity a '
+                 'WHERE a.pid = {pid} AND a.backend_start = {start} AND a.state_change IS NOT DISTINCT FROM {change}')
+CANCEL_SQL = 'SELECT pg_catalog.pg_cancel_backend(a.pid) AS done ' + _SAME_SESSION
+TERMINATE_SQL = 'SELECT pg_catalog.pg_terminate_backend(a.pid, {timeout}) AS done ' + _SAME_SESSION
+TERMINATE_SQL_PRE14 = 'SELECT pg_catalog.pg_terminate_backend(a.pid) AS done ' + _SAME_SESSION
+
+STATEMENT_TIMEOUT = '30s'
 
 LIMITS_SQL = ("SELECT current_setting('max_connections')::int AS max_connections, "
               "current_setting('superuser_reserved_connections')::int AS superuser_reserved, "
@@ -397,17 +397,12 @@ def validate_options(params):
     except sess.RuleError as e:
         raise ValueError(to_native(e))
     mode = params.get('mode') or 'list'
-    if mode != 'list' and not enabled:
-        raise ValueError('mode=%s needs at least one rule: set one of %s (seconds)' % (mode, ', '.join(RULE_OPTIONS)))
     if mode == 'cancel':
         idle_rules = [r for r in ('idle', 'idle_in_transaction') if r in enabled]
         if idle_rules:
             raise ValueError('mode=cancel only stops a running statement and does nothing to an idle session; use '
                              'mode=terminate with %s' % ', '.join('%s_longer_than' % r for r in idle_rules))
-    if params.get('all_databases') and params.get('databases'):
-        raise ValueError('databases and all_databases=true exclude each other: leave databases unset to select '
-                         'every database')
-    if params.get('databases') is not None and not params.get('all_databases'):
+    if params.get('databases') is not None:
         bad = [d for d in params['databases'] if not isinstance(d, str) or d == '']
         if bad or not params['databases']:
             raise ValueError('databases must list database names; use all_databases=true for every database')
@@ -419,24 +414,21 @@ def validate_options(params):
     return enabled
 
 
-def signal_statement(mode, pid, timeout_ms, version_num):
-    """The statement shown to the user for signalling ``pid`` (values are bound, never pasted, in the real call)."""
-    if mode == 'cancel':
-        return 'SELECT pg_catalog.pg_cancel_backend(%d)' % int(pid)
-    if version_num and version_num < 140000:
-        return 'SELECT pg_catalog.pg_terminate_backend(%d)' % int(pid)
-    return 'SELECT pg_catalog.pg_terminate_backend(%d, %d)' % (int(pid), int(timeout_ms))
-
-
-def signal(cur, mode, session, timeout_ms, version_num):
-    """Signal one session if it is still the one judged. Returns the action name."""
+def signal_query(mode, session, timeout_ms, version_num):
+    """The Query signalling one session if it is still the one judged (pid, backend_start, state_change)."""
     backend_start, state_change = session['_identity']
+    literals = {'pid': int(session['pid']), 'start': backend_start, 'change': state_change}
     if mode == 'cancel':
-        rows = fetch_all_dicts(cur, CANCEL_SQL, (session['pid'], backend_start, state_change))
-    elif version_num and version_num < 140000:
-        rows = fetch_all_dicts(cur, TERMINATE_SQL_PRE14, (session['pid'], backend_start, state_change))
-    else:
-        rows = fetch_all_dicts(cur, TERMINATE_SQL, (int(timeout_ms), session['pid'], backend_start, state_change))
+        return Query(CANCEL_SQL, literals=literals)
+    if version_num and version_num < 140000:
+        return Query(TERMINATE_SQL_PRE14, literals=literals)
+    literals['timeout'] = int(timeout_ms)
+    return Query(TERMINATE_SQL, literals=literals)
+
+
+def signal(cur, mode, query):
+    """Run a signal_query. Returns the action name."""
+    rows = fetch_all_dicts(cur, query.compose(cur.connection))
     if not rows:
         return 'gone'
     if not rows[0]['done']:
@@ -445,23 +437,23 @@ def signal(cur, mode, session, timeout_ms, version_num):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[('databases', 'all_databases')],
+                           required_if=[('mode', 'cancel', RULE_OPTIONS, True),
+                                        ('mode', 'terminate', RULE_OPTIONS, True)])
     params = module.params
     try:
         enabled = validate_options(params)
     except ValueError as e:
         module.fail_json(msg=to_native(e))
 
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     mode = params['mode']
     timeout_ms = params['terminate_timeout'] * 1000
     result = dict(changed=False, mode=mode, rules=enabled, sessions=[], terminated=[], cancelled=[], over_cap=0,
-                  statements=[], summary={}, connections={}, blocking_tree=[])
-    try:
+                  queries=[], summary={}, connections={}, blocking_tree=[])
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
         cur = conn.cursor()
         try:
-            cur.execute("SELECT set_config('statement_timeout', '30000', false)")
             limits = fetch_one_dict(cur, LIMITS_SQL)
             rows = fetch_all_dicts(cur, sess.ACTIVITY_QUERY, convert=False)
         except psycopg.Error as e:
@@ -491,13 +483,14 @@ def run_module():
             if mode == 'list':
                 session['action'] = 'listed'
                 continue
-            result['statements'].append(signal_statement(mode, session['pid'], timeout_ms, limits['version_num']))
+            query = signal_query(mode, session, timeout_ms, limits['version_num'])
+            result['queries'].append(query.as_string(conn))
             if module.check_mode:
                 session['action'] = 'would_%s' % mode
                 result['changed'] = True
                 continue
             try:
-                session['action'] = signal(cur, mode, session, timeout_ms, limits['version_num'])
+                session['action'] = signal(cur, mode, query)
             except psycopg.Error as e:
                 session['action'] = 'failed'
                 session['error'] = to_native(e).strip().splitlines()[0]
@@ -512,8 +505,6 @@ def run_module():
         for session in matched + over:
             session.pop('_identity', None)
         result['sessions'] = matched + over
-    finally:
-        conn.close()
     module.exit_json(**result)
 
 

@@ -15,14 +15,13 @@ short_description: Report, compress and drop the chunks of TimescaleDB hypertabl
 version_added: 0.1.0
 description:
   - Reports, per hypertable, the chunk count, compressed and uncompressed chunks, total size and (with the TSL
-    build) the compression ratio - seed 002 Weekly Maintenance "TimescaleDB Chunk Management" and Monthly
-    Maintenance "Compression Review".
-  - With O(compress_older_than), compresses the uncompressed chunks older than it (seed 002 "Enable compression
-    on old chunks (>1 year)", C(compress_chunk) with C(if_not_compressed => true) on each chunk that C(show_chunks) lists with C(older_than)).
+    build) the compression ratio.
+  - With O(compress_older_than), compresses the uncompressed chunks older than it (C(compress_chunk) with
+    C(if_not_compressed => true) on each chunk that C(show_chunks) lists with C(older_than)).
     Compression is a Timescale License (TSL) feature and the hypertable must have compression enabled
     (M(quantops.platform.timescaledb_hypertable) O(quantops.platform.timescaledb_hypertable#module:compression)).
-  - With O(drop_older_than), drops the chunks older than it with C(drop_chunks) (seed 002 "Drop chunks older
-    than 5 years"). Works on the Apache build. The data in those chunks is deleted.
+  - With O(drop_older_than), drops the chunks older than it with C(drop_chunks). Works on the Apache build. The
+    data in those chunks is deleted.
   - Check mode lists the chunks that would be compressed or dropped and the statements, and changes nothing.
 options:
   hypertables:
@@ -55,22 +54,16 @@ options:
     description: Return every chunk (name, range, size, compressed) under each hypertable in RV(hypertables).
     type: bool
     default: false
-  query_timeout:
-    description: Seconds any single statement may run (C(statement_timeout)); C(0) means no limit.
-    type: int
-    default: 3600
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: Lists the chunks that would be compressed or dropped in RV(would_compress) and RV(would_drop).
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
+  - "Source: seed 002 Weekly Maintenance \"TimescaleDB Chunk Management\" and Monthly Maintenance \"Compression
+    Review\" (report), \"Enable compression on old chunks (>1 year)\" and \"Drop chunks older than 5 years\"."
+  - Without O(statement_timeout) each statement may run one hour (C(1h)); compressing a large chunk takes minutes.
   - "License: C(timescaledb_information) views, C(show_chunks), C(drop_chunks) and C(chunks_detailed_size) work on
     the Apache build; C(compress_chunk) and the compression statistics need C(timescaledb.license=timescale)
     (the quantops.platform.timescaledb role publishes the same as the fact C(timescaledb_effective_license))."
@@ -179,13 +172,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
-from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    connect,
-    fetch_all_dicts,
-    import_psycopg,
-    postgres_common_argument_spec,
+    Query, QueryRunner, pg_session, postgres_common_argument_spec, psycopg
 )
+
+STATEMENT_TIMEOUT = '1h'
 
 
 def argument_spec():
@@ -196,7 +187,6 @@ def argument_spec():
         drop_older_than=dict(type='str'),
         tsl_required=dict(type='bool', default=True),
         include_chunks=dict(type='bool', default=False),
-        query_timeout=dict(type='int', default=3600),
     )
     return spec
 
@@ -208,33 +198,10 @@ def validate(params):
     if (compress or drop) and not names:
         raise tsdb.TimescaleError('compress_older_than and drop_older_than need hypertables: name the hypertables '
                                   'to change explicitly (an empty list means every hypertable, for the report only)')
-    if params['query_timeout'] < 0:
-        raise tsdb.TimescaleError('query_timeout must be >= 0, got %d' % params['query_timeout'])
     return names, compress, drop
 
 
-class Chunks(object):
-    def __init__(self, module, conn):
-        self.module = module
-        self.conn = conn
-        self.queries = []
-
-    def rows(self, query, record=False):
-        composed = query.compose() if isinstance(query, Query) else query
-        if record:
-            self.queries.append(query.as_string(self.conn) if isinstance(query, Query) else query)
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, composed)
-
-    def server(self):
-        row = self.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
-                        "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
-        if not row:
-            self.module.fail_json(msg='The timescaledb extension is not installed in database %s '
-                                      '(CREATE EXTENSION timescaledb, see the quantops.platform.timescaledb role).'
-                                      % self.module.params['login_db'])
-        return row[0]
-
+class Chunks(QueryRunner):
     def hypertables(self, names):
         rows = self.rows('SELECT h.hypertable_schema AS schema, h.hypertable_name AS name, h.compression_enabled, '
                          'd.column_name AS time_column, d.column_type AS time_type '
@@ -275,15 +242,22 @@ class Chunks(object):
                   literals={'reg': tsdb.regclass_text(ht['schema'], ht['name'])})
         return self.rows(q)[0]
 
-    def compress(self, chunk):
-        q = Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
-                  literals={'c': tsdb.regclass_text(chunk['chunk_schema'], chunk['chunk_name'])})
-        self.rows(q, record=True)
+    def run_or_record(self, query, check_mode):
+        """Run a changing statement (recorded in queries); in check mode only record it."""
+        if check_mode:
+            self.queries.append(query.as_string(self.conn))
+            return []
+        return self.rows(query, record=True)
 
-    def drop(self, ht, cutoff):
-        q = Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::' + tsdb.cutoff_cast(cutoff[0], ht['time_type'])
-                  + ') AS chunk', literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']), 'cut': cutoff[1]})
-        return [r['chunk'] for r in self.rows(q, record=True)], q
+
+def compress_query(chunk):
+    return Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
+                 literals={'c': tsdb.regclass_text(chunk['chunk_schema'], chunk['chunk_name'])})
+
+
+def drop_query(ht, cutoff):
+    return Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::' + tsdb.cutoff_cast(cutoff[0], ht['time_type'])
+                 + ') AS chunk', literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']), 'cut': cutoff[1]})
 
 
 def summarize(ht, chunks, stats, include):
@@ -309,18 +283,14 @@ def run_module():
         names, compress_cut, drop_cut = validate(params)
     except tsdb.TimescaleError as e:
         module.fail_json(msg=to_native(e))
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     result = dict(changed=False, compressed=[], dropped=[], skipped=[])
     if module.check_mode:
         result.update(would_compress=[], would_drop=[])
-    worker = Chunks(module, conn)
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
+        worker = Chunks(module, conn)
         try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT set_config('statement_timeout', %s, false)", (str(params['query_timeout'] * 1000),))
-            server = worker.server()
-            license_name = server['license'] or tsdb.LICENSE_TSL
+            server = tsdb.server(worker)
+            license_name = server['license']
             tsl = tsdb.tsl_available(license_name)
             if compress_cut and not tsl:
                 if params['tsl_required']:
@@ -340,37 +310,25 @@ def run_module():
                 if compress_cut:
                     old, query = worker.chunks(ht, compress_cut)
                     todo = [c for c in old if not c['is_compressed']]
+                    for c in todo:
+                        worker.run_or_record(compress_query(c), module.check_mode)
                     if module.check_mode:
                         result['would_compress'] += [dict(c, hypertable='%s.%s' % (ht['schema'], ht['name']))
                                                      for c in todo]
-                        for c in todo:
-                            worker.queries.append(Query('SELECT compress_chunk({c}::regclass, if_not_compressed => true)',
-                                                        literals={'c': tsdb.regclass_text(c['chunk_schema'], c['chunk_name'])}
-                                                        ).as_string(conn))
                     else:
-                        for c in todo:
-                            worker.compress(c)
-                            result['compressed'].append('%s.%s' % (c['chunk_schema'], c['chunk_name']))
+                        result['compressed'] += ['%s.%s' % (c['chunk_schema'], c['chunk_name']) for c in todo]
                 if drop_cut:
                     old, query = worker.chunks(ht, drop_cut)
+                    if old:
+                        dropped = worker.run_or_record(drop_query(ht, drop_cut), module.check_mode)
+                        result['dropped'] += [r['chunk'] for r in dropped]
                     if module.check_mode:
                         result['would_drop'] += [dict(c, hypertable='%s.%s' % (ht['schema'], ht['name'])) for c in old]
-                        if old:
-                            worker.queries.append(
-                                Query('SELECT drop_chunks({reg}::regclass, older_than => {cut}::'
-                                      + tsdb.cutoff_cast(drop_cut[0], ht['time_type']) + ')',
-                                      literals={'reg': tsdb.regclass_text(ht['schema'], ht['name']),
-                                                'cut': drop_cut[1]}).as_string(conn))
-                    elif old:
-                        dropped, query = worker.drop(ht, drop_cut)
-                        result['dropped'] += dropped
                 chunks, query = worker.chunks(ht)
                 stats = worker.compression_stats(ht) if tsl and ht['compression_enabled'] else None
                 report.append(summarize(ht, chunks, stats, params['include_chunks']))
         except psycopg.Error as e:
             module.fail_json(msg='TimescaleDB statement failed: %s' % to_native(e).strip(), queries=worker.queries)
-    finally:
-        conn.close()
     result['changed'] = bool(result['compressed'] or result['dropped']
                              or result.get('would_compress') or result.get('would_drop'))
     result.update(license=license_name, timescaledb_version=server['version'], hypertables=report,

@@ -18,8 +18,7 @@ description:
     the chunk interval, and C(migrate_data)) when it is not one yet, and sets its chunk interval (C(set_chunk_time_interval)).
   - Enables compression with C(segmentby) and C(orderby) settings (C(ALTER TABLE ... SET) with C(timescaledb.compress))
     and manages the compression policy (C(add_compression_policy)), the retention policy (C(add_retention_policy)) and
-    continuous aggregates with their refresh policy - the seed 002 settings (compress after 1 year, drop after
-    5 years, monthly aggregate C(ohlcv_monthly)).
+    continuous aggregates with their refresh policy.
   - Idempotent - the wanted state is compared with C(timescaledb_information.hypertables), C(.dimensions),
     C(.compression_settings), C(.jobs) and C(.continuous_aggregates); only differences are applied, each as one
     statement returned in RV(queries).
@@ -72,12 +71,12 @@ options:
         default: []
   compress_after:
     description:
-      - Compression policy (TSL) - compress chunks older than this interval (seed 002 C(1 year)).
+      - Compression policy (TSL) - compress chunks older than this interval.
       - C(none) removes the policy; omitted leaves it as it is. Needs O(compression) enabled.
     type: str
   drop_after:
     description:
-      - Retention policy (TSL) - drop chunks older than this interval (seed 002 C(5 years)).
+      - Retention policy (TSL) - drop chunks older than this interval.
       - C(none) removes the policy; omitted leaves it as it is. On the Apache build use
         M(quantops.platform.timescaledb_chunks) O(quantops.platform.timescaledb_chunks#module:drop_older_than) from a runbook instead.
     type: str
@@ -112,21 +111,20 @@ options:
   tsl_required:
     description:
       - C(true) - asking for a TSL feature on an Apache-build server fails, naming the license.
-      - C(false) - such features are skipped with a warning (seed 002's policies on the Debian package).
+      - C(false) - such features are skipped with a warning (the policies on Debian's package).
     type: bool
     default: true
-extends_documentation_fragment:
-  - quantops.platform.postgres
-  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
-    support: full
     details: Returns the statements that would run in RV(queries) and runs none of them.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+extends_documentation_fragment:
+  - quantops.platform.postgres
+  - quantops.platform.attributes
 notes:
+  - "Source: seed 002's TimescaleDB settings - compress after C(1 year), drop after C(5 years), the monthly aggregate
+    C(ohlcv_monthly) (see the examples)."
+  - Without O(statement_timeout) a statement may run as long as it takes (C(0), no limit), so that O(migrate_data)
+    can move a large table into chunks.
   - Connect as the owner of the table (or a superuser); TimescaleDB needs ownership for every statement here.
   - Identifiers are quoted (C(psycopg.sql.Identifier)) and values passed as literals; only
     O(continuous_aggregates[].query) is SQL by design.
@@ -205,18 +203,13 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
-from ansible_collections.quantops.platform.plugins.module_utils.data_quality import Query
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    IdentifierError,
-    connect,
-    fetch_all_dicts,
-    import_psycopg,
-    postgres_common_argument_spec,
-    pure_quote_ident,
-    validate_identifier,
+    IdentifierError, Query, QueryRunner, QuotedName, pg_session, postgres_common_argument_spec, psycopg,
+    validate_identifier
 )
 
 NONE = 'none'
+STATEMENT_TIMEOUT = 0
 
 
 def argument_spec():
@@ -240,7 +233,7 @@ def argument_spec():
             start_offset=dict(type='str'),
             end_offset=dict(type='str'),
             schedule_interval=dict(type='str', default='1 day'),
-        )),
+        ), required_together=[('start_offset', 'end_offset')]),
         tsl_required=dict(type='bool', default=True),
     )
     return spec
@@ -279,9 +272,6 @@ def validate(params):
             entry = dict(cagg)
             for key in ('start_offset', 'end_offset', 'schedule_interval'):
                 entry[key] = tsdb.validate_interval(cagg.get(key), 'continuous_aggregates %s.%s' % (cagg['name'], key))
-            if (entry['start_offset'] is None) != (entry['end_offset'] is None):
-                raise tsdb.TimescaleError('continuous_aggregates %s: give both start_offset and end_offset for a refresh '
-                                          'policy, or neither' % cagg['name'])
             caggs.append(entry)
         opts['continuous_aggregates'] = caggs
     except IdentifierError as e:
@@ -312,57 +302,54 @@ def compress_options_sql(comp):
     literals = {}
     if comp['segmentby']:
         text += ', timescaledb.compress_segmentby = {segmentby}'
-        literals['segmentby'] = ', '.join(pure_quote_ident(c) for c in comp['segmentby'])
+        literals['segmentby'] = QuotedName(names=[(c,) for c in comp['segmentby']])
     if comp['orderby']:
         text += ', timescaledb.compress_orderby = {orderby}'
-        literals['orderby'] = ', '.join('%s %s' % (pure_quote_ident(c), d) for c, d in comp['orderby'])
+        literals['orderby'] = QuotedName(names=comp['orderby'])
     return text, literals
 
 
-class Hypertable(object):
+class Hypertable(QueryRunner):
     def __init__(self, module, conn, schema, table):
-        self.module = module
-        self.conn = conn
+        super(Hypertable, self).__init__(module, conn)
         self.schema = schema
         self.table = table
         self.reg = tsdb.regclass_text(schema, table)
-        self.queries = []
 
-    def rows(self, template, literals=None, idents=None):
-        with self.conn.cursor() as cur:
-            return fetch_all_dicts(cur, Query(template, idents or {}, literals or {}).compose())
+    def read(self, template, literals=None, idents=None):
+        return self.rows(Query(template, idents, literals))
 
     def plan(self, template, literals=None, idents=None):
-        self.queries.append(Query(template, idents or {}, literals or {}).as_string(self.conn))
+        self.queries.append(Query(template, idents, literals).as_string(self.conn))
 
     def state(self):
         lit = {'s': self.schema, 't': self.table}
-        exists = self.rows('SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+        exists = self.read('SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
                            'WHERE n.nspname = {s} AND c.relname = {t}', lit)
         st = dict(schema=self.schema, name=self.table, exists=bool(exists), is_hypertable=False, time_column=None,
                   chunk_time_interval=None, compression_enabled=False, segmentby=[], orderby=[],
                   compress_after=None, drop_after=None, continuous_aggregates=[])
         if not exists:
             return st
-        ht = self.rows('SELECT h.compression_enabled, d.column_name, d.time_interval::text AS time_interval, '
+        ht = self.read('SELECT h.compression_enabled, d.column_name, d.time_interval::text AS time_interval, '
                        'd.time_interval AS iv FROM timescaledb_information.hypertables h '
                        'LEFT JOIN timescaledb_information.dimensions d ON d.hypertable_schema = h.hypertable_schema '
                        'AND d.hypertable_name = h.hypertable_name AND d.dimension_number = 1 '
                        'WHERE h.hypertable_schema = {s} AND h.hypertable_name = {t}', lit)
         if not ht:
-            st['rows'] = self.rows('SELECT EXISTS (SELECT 1 FROM {tbl}) AS has_rows', idents={'tbl': (self.schema, self.table)}
+            st['rows'] = self.read('SELECT EXISTS (SELECT 1 FROM {tbl}) AS has_rows', idents={'tbl': (self.schema, self.table)}
                                    )[0]['has_rows']
             return st
         st.update(is_hypertable=True, time_column=ht[0]['column_name'], chunk_time_interval=ht[0]['time_interval'],
                   compression_enabled=bool(ht[0]['compression_enabled']))
-        settings = self.rows('SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc '
+        settings = self.read('SELECT attname, segmentby_column_index, orderby_column_index, orderby_asc '
                              'FROM timescaledb_information.compression_settings '
                              'WHERE hypertable_schema = {s} AND hypertable_name = {t}', lit)
         seg = sorted((r for r in settings if r['segmentby_column_index']), key=lambda r: r['segmentby_column_index'])
         order = sorted((r for r in settings if r['orderby_column_index']), key=lambda r: r['orderby_column_index'])
         st['segmentby'] = [r['attname'] for r in seg]
         st['orderby'] = ['%s %s' % (r['attname'], 'ASC' if r['orderby_asc'] else 'DESC') for r in order]
-        jobs = self.rows("SELECT proc_name, config::text AS config, config->>'compress_after' AS compress_after, "
+        jobs = self.read("SELECT proc_name, config::text AS config, config->>'compress_after' AS compress_after, "
                          "config->>'drop_after' AS drop_after FROM timescaledb_information.jobs "
                          'WHERE hypertable_schema = {s} AND hypertable_name = {t}', lit)
         for job in jobs:
@@ -370,7 +357,7 @@ class Hypertable(object):
                 st['compress_after'] = job['compress_after']
             elif job['proc_name'] == 'policy_retention':
                 st['drop_after'] = job['drop_after']
-        caggs = self.rows('SELECT c.view_schema, c.view_name, c.materialization_hypertable_schema AS ms, '
+        caggs = self.read('SELECT c.view_schema, c.view_name, c.materialization_hypertable_schema AS ms, '
                           'c.materialization_hypertable_name AS mn, EXISTS (SELECT 1 FROM timescaledb_information.jobs j '
                           "WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND j.hypertable_schema = "
                           'c.materialization_hypertable_schema AND j.hypertable_name = c.materialization_hypertable_name) '
@@ -383,7 +370,7 @@ class Hypertable(object):
     def same_interval(self, current, wanted):
         if current is None:
             return False
-        return self.rows('SELECT {a}::interval = {b}::interval AS same', {'a': current, 'b': wanted})[0]['same']
+        return self.read('SELECT {a}::interval = {b}::interval AS same', {'a': current, 'b': wanted})[0]['same']
 
 
 def run_module():
@@ -393,17 +380,11 @@ def run_module():
         opts = validate(params)
     except tsdb.TimescaleError as e:
         module.fail_json(msg=to_native(e))
-    psycopg = import_psycopg(module)
-    conn = connect(module, autocommit=True)
     skipped = []
-    ht = Hypertable(module, conn, params['schema'], params['table'])
-    try:
+    with pg_session(module, STATEMENT_TIMEOUT) as conn:
+        ht = Hypertable(module, conn, params['schema'], params['table'])
         try:
-            server = ht.rows("SELECT e.extversion AS version, current_setting('timescaledb.license', true) AS license "
-                             "FROM pg_catalog.pg_extension e WHERE e.extname = 'timescaledb'")
-            if not server:
-                module.fail_json(msg='The timescaledb extension is not installed in database %s.' % params['login_db'])
-            license_name = server[0]['license'] or tsdb.LICENSE_TSL
+            license_name = tsdb.server(ht)['license']
             wanted_tsl = tsl_features(opts)
             if wanted_tsl and not tsdb.tsl_available(license_name):
                 message = tsdb.license_message(', '.join(wanted_tsl), license_name)
@@ -481,8 +462,6 @@ def run_module():
         except psycopg.Error as e:
             module.fail_json(msg='TimescaleDB statement failed on %s.%s: %s' % (
                 params['schema'], params['table'], to_native(e).strip()), queries=ht.queries)
-    finally:
-        conn.close()
     after.pop('rows', None)
     module.exit_json(changed=bool(ht.queries), queries=ht.queries, skipped=skipped, license=license_name,
                      hypertable=after)

@@ -3,8 +3,9 @@
 """Unit tests of ohlcv_data_quality: option validation, SQL composition (hostile identifiers are
 quoted, never executed), exchange-calendar resolution and its fallback, severity.
 
-No database here: the checks against a real TimescaleDB run in the Molecule scenario
-``runbooks`` (molecule/runbooks/tests/test_data_quality.py).  The calendar tests use the real
+main() runs on a scripted database for the duplicate fix (the whole statements sent, check mode
+and real); the checks against a real TimescaleDB run in the Molecule scenario ``runbooks``
+(molecule/runbooks/tests/test_data_quality.py).  The calendar tests use the real
 ``exchange_calendars`` library and are skipped when it is not installed in the test venv.
 """
 
@@ -19,13 +20,9 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.modules import ohlcv_data_quality as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import connect_refused, run_module
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import HOSTILE, FakeDB, ok_runner, run_module
 
-
-HOSTILE = '"; DROP TABLE x; --'
-
-
-no_connect = connect_refused(mod)
+run_ok = ok_runner(mod)
 
 
 def params(**over):
@@ -108,6 +105,80 @@ def test_hostile_identifiers_are_quoted_in_every_query():
     text = _sql(dq.missing_sessions_query(opts, hostile_series, ranges, sessions))
     # a value is an element of a typed array literal, its quote doubled
     assert """'{"''; DROP TABLE y; --"}'::text[]""" in text
+
+
+RANGE = ('WHERE "date" >= \'2024-06-01\'::date AND "date" < \'2024-07-01\'::date '
+         'AND "region" = ANY(\'{KR,US}\'::text[])')
+DUPLICATES_SQL = ('SELECT "ticker", "region", "date" AS time, count(*) AS copies, min("created_at") AS '
+                  'earliest_created_at, max("created_at") AS latest_created_at FROM "public"."ohlcv_data" ' + RANGE
+                  + ' GROUP BY "ticker", "region", "date" HAVING count(*) > 1 ORDER BY count(*) DESC, "ticker", '
+                  '"region", "date"')
+DELETE_SQL = ('WITH ranked AS (SELECT tableoid AS toid, ctid AS row_ctid, row_number() OVER (PARTITION BY "ticker", '
+              '"region", "date" ORDER BY "created_at", ctid) AS rn FROM "public"."ohlcv_data" ' + RANGE + ') '
+              'DELETE FROM "public"."ohlcv_data" AS o USING ranked r WHERE o.tableoid = r.toid AND o.ctid = r.row_ctid '
+              'AND r.rn > 1 RETURNING o."ticker", o."region", o."date" AS time, o."created_at" AS created_at, '
+              'o."open", o."high", o."low", o."close", o."volume"')
+COUNT_SQL = 'SELECT count(*) AS n FROM "public"."ohlcv_data" ' + RANGE
+
+
+def test_whole_statements_of_the_fix():
+    opts = dq.validate_options(params(fix=True, regions=['KR', 'US'], since='2024-06-01', until='2024-07-01'))
+    assert _sql(dq.duplicates_query(opts)) == DUPLICATES_SQL
+    assert _sql(dq.duplicate_rows_query(opts, delete=True)) == DELETE_SQL
+    assert _sql(dq.count_query(opts)) == COUNT_SQL
+
+
+class QualityDB(FakeDB):
+    """public.ohlcv_data with one duplicated bar (SPX, US, 2024-06-03); the DELETE removes its later copy."""
+
+    def __init__(self):
+        day = datetime.date(2024, 6, 3)
+        first, second = (datetime.datetime(2024, 6, 3, 22, m, tzinfo=datetime.timezone.utc) for m in (0, 5))
+        self.copies = 2
+        extra = {'ticker': 'SPX', 'region': 'US', 'time': day, 'created_at': second, 'open': 1.0, 'high': 2.0,
+                 'low': 0.5, 'close': 1.5, 'volume': 10}
+        super(QualityDB, self).__init__([
+            ('FROM pg_catalog.pg_attribute a', [{'name': c, 'type': 'date' if c == 'date' else 'text'} for c in (
+                'ticker', 'region', 'date', 'open', 'high', 'low', 'close', 'volume', 'created_at')]),
+            ('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY', None),
+            ('SELECT count(*) AS n FROM', [{'n': 40}]),
+            ('HAVING count(*) > 1', lambda p: [{'ticker': 'SPX', 'region': 'US', 'time': day, 'copies': self.copies,
+                                                'earliest_created_at': first, 'latest_created_at': second}]
+             if self.copies > 1 else []),
+            ('JOIN ranked r', lambda p: [dict(extra)] if self.copies > 1 else []),
+            ('DELETE FROM', lambda p: self.delete(extra)),
+        ])
+
+    def delete(self, extra):
+        removed = [dict(extra)] * (self.copies - 1)
+        self.copies = 1
+        return removed
+
+
+FIX = {'checks': ['duplicates'], 'fix': True, 'regions': ['KR', 'US'], 'since': '2024-06-01', 'until': '2024-07-01'}
+
+
+def test_fix_in_check_mode_returns_the_delete_and_sends_it_not(install):
+    db = install(QualityDB())
+    result = run_ok(dict(FIX, _ansible_check_mode=True))
+    assert result['changed'] is True and len(result['removed_rows']) == 1
+    assert result['queries'][-1] == DELETE_SQL + '  -- check mode: not run'
+    assert DUPLICATES_SQL in result['queries'] and COUNT_SQL in result['queries']
+    assert not any('DELETE' in t for t in db.statements())
+    assert db.statements()[:2] == ["SET statement_timeout = '10min'",
+                                   'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY']
+
+
+def test_fix_sends_the_delete_once_then_is_unchanged(install):
+    db = install(QualityDB())
+    result = run_ok(FIX)
+    assert result['changed'] is True and result['checks'][0]['status'] == 'ok'
+    assert [t for t in db.statements() if 'DELETE' in t] == [DELETE_SQL]
+    assert result['queries'] == [COUNT_SQL, DUPLICATES_SQL, DELETE_SQL]
+    assert 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY' not in db.statements()
+    again = run_ok(FIX)
+    assert again['changed'] is False and again['removed_rows'] == []
+    assert [t for t in db.statements() if 'DELETE' in t] == [DELETE_SQL]
 
 
 def test_range_constants_allow_chunk_exclusion():

@@ -25,7 +25,8 @@ from ansible.module_utils import basic
 
 from ansible_collections.quantops.platform.plugins.module_utils import pgbackrest as pgb
 from ansible_collections.quantops.platform.plugins.modules import pgbackrest_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import AnsibleExitJson, AnsibleFailJson, run_module
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
+    AnsibleExitJson, AnsibleFailJson, run_module)
 
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures'

@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 import json
 
 import psycopg
@@ -23,7 +22,10 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.modules import postgresql_health_info as mod
-from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, connect_refused, module_fail, module_ok
+from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import FakeDB, fail_runner, ok_runner
+
+run_ok = ok_runner(mod)
+run_module_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -35,8 +37,7 @@ UTC = datetime.timezone.utc
 def healthy_rules(**over):
     """Rules (substring -> rows) for a healthy quant_platform with TimescaleDB (apache build)."""
     rules = [
-        ('SET SESSION CHARACTERISTICS', None),
-        ("set_config('statement_timeout'", [{'set_config': '60000'}]),
+        ('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY', None),
         ('current_database() AS database', [{'database': 'quant_platform', 'version': '17.2',
                                              'version_num': 170002}]),
         ("extname = 'timescaledb'", [{'version': '2.17.2'}]),
@@ -90,18 +91,12 @@ def healthy_rules(**over):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda rules=None: FakeDB(healthy_rules() if rules is None else rules).install(monkeypatch, mod)
-
-
-no_connect = connect_refused(mod)
-
-
-run_ok = functools.partial(module_ok, mod.main)
+def fake_db(install):
+    return lambda rules=None: install(FakeDB(healthy_rules() if rules is None else rules))
 
 
 def run_fail(args):
-    return module_fail(mod.main, args)['msg']
+    return run_module_fail(args)['msg']
 
 
 # --- argument validation --------------------------------------------------------------------
@@ -150,8 +145,9 @@ def test_invalid_freshness_identifiers_fail(no_connect, option, value, fragment)
     assert fragment in run_fail({option: value})
 
 
-def test_negative_query_timeout_fails(no_connect):
-    assert 'query_timeout' in run_fail({'query_timeout': -5})
+@pytest.mark.parametrize('value', ['-5', '5 seconds', "1s'; SELECT 1; --"])
+def test_bad_statement_timeout_fails(no_connect, value):
+    assert 'statement_timeout must be milliseconds or a PostgreSQL duration' in run_fail({'statement_timeout': value})
 
 
 def test_unknown_option_fails(no_connect):
@@ -220,9 +216,19 @@ def test_healthy_run_returns_figures_and_checks(fake_db):
     assert u'\u26a0 Data freshness (FX): 180 days old (warning >= 24 h)' in result['checklist']
     assert result['thresholds'] == health.default_thresholds()
 
-    # read-only session with a statement timeout, connection closed
-    assert db.executed[0][0] == 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY'
-    assert db.executed[1][1] == ('60000',)
+    # a statement timeout (the module's 60 s), a read-only session, connection closed
+    assert db.statements()[:2] == ["SET statement_timeout = '60s'", 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY']
+    # the slow-statement queries, whole, with the threshold and the top count as literals
+    assert [q for q in db.statements() if 'pg_stat_statements' in q and q.startswith('SELECT count')] == [
+        'SELECT count(*) FILTER (WHERE s."mean_exec_time" > 1000) AS count, count(*) FILTER (WHERE '
+        's."mean_exec_time" > 1000 AND s.dbid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = '
+        'current_database())) AS count_current_database, count(*) AS statements FROM "public"."pg_stat_statements" AS s']
+    assert [q for q in db.statements() if q.startswith('SELECT s.queryid')] == [
+        'SELECT s.queryid, d.datname AS database, r.rolname AS role, s.calls, round(s."mean_exec_time"::numeric, 2) '
+        'AS mean_exec_time_ms, round(s."total_exec_time"::numeric, 2) AS total_exec_time_ms FROM '
+        '"public"."pg_stat_statements" AS s LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid LEFT JOIN '
+        'pg_catalog.pg_roles r ON r.oid = s.userid WHERE s."mean_exec_time" > 1000 ORDER BY s."mean_exec_time" DESC '
+        'LIMIT 5']
     assert db.conn.closed is True
     json.dumps(result)   # the whole result is JSON-serialisable
 
@@ -236,11 +242,11 @@ def test_check_mode_gives_the_same_read_only_result(fake_db):
 
 def test_selected_checks_only(fake_db):
     db = fake_db()
-    result = run_ok({'checks': ['database_size'], 'query_timeout': 0})
+    result = run_ok({'checks': ['database_size'], 'statement_timeout': 0})
     assert [c['check'] for c in result['checks']] == ['database_size']
     assert result['connections'] is None and result['freshness'] == [] and result['tables'] == []
     assert not any('pg_stat_activity' in query for query, params in db.executed)
-    assert not any('statement_timeout' in query for query, params in db.executed)
+    assert db.statements()[0] == "SET statement_timeout = '0'"
 
 
 def test_threshold_overrides_are_applied(fake_db):

@@ -12,8 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-import functools
 import json
 import os
 import stat
@@ -24,12 +22,13 @@ import pytest
 
 from ansible_collections.quantops.platform.plugins.modules import postgresql_incident_snapshot as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    T0, FakeDB, assert_options_documented, fail_runner, ok_runner)
+
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
-UTC = datetime.timezone.utc
-T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -78,8 +77,7 @@ class SnapshotDB(FakeDB):
                      'max_exec_time_ms': 1002.0, 'rows': 3, 'shared_blks_hit': 10, 'shared_blks_read': 0,
                      'hit_percent': 100.0, 'query': 'SELECT pg_sleep($1)'}
         super(SnapshotDB, self).__init__([
-            ('SET SESSION CHARACTERISTICS', None),
-            ("set_config('statement_timeout'", [{'set_config': '30000'}]),
+            ('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY', None),
             ('AS collected_at', [{'collected_at': T0, 'database': 'quant_platform',
                                   'server_version': '17.11', 'version_num': 170011}]),
             ('FROM pg_catalog.pg_stat_activity a ORDER BY', [
@@ -96,15 +94,8 @@ class SnapshotDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: SnapshotDB(**kw).install(monkeypatch, mod)
-
-
-no_connect = connect_refused(mod)
-
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+def fake_db(install):
+    return lambda **kw: install(SnapshotDB(**kw))
 
 
 def test_bad_paths_fail_before_connecting(no_connect, tmp_path):
@@ -158,9 +149,14 @@ def test_missing_extension_and_unreadable_log_are_recorded_not_fatal(fake_db, tm
 def test_hostile_extension_schema_is_quoted(fake_db, tmp_path):
     db = fake_db(extension_schema=HOSTILE)
     run_ok({'path': str(tmp_path / 'x.tar.gz'), 'log_lines': 0})
-    ranked = [t for t, p in db.executed if 'ORDER BY s.' in t]
-    assert len(ranked) == 2
-    assert all('FROM "x""; DROP TABLE y; --"."pg_stat_statements" AS s' in t for t in ranked)
+    ranked = [t for t in db.statements() if 'ORDER BY s.' in t]
+    view = '"x""; DROP TABLE y; --"."pg_stat_statements"'
+    assert ranked == [mod.STATEMENTS_TEMPLATE.replace('{view}', view).replace('{order}', '"%s"' % order)
+                      .replace('{top}', '50') for order in ('total_exec_time', 'mean_exec_time')]
+    assert ranked[0].endswith('FROM "x""; DROP TABLE y; --"."pg_stat_statements" AS s LEFT JOIN pg_catalog.pg_database '
+                              'd ON d.oid = s.dbid LEFT JOIN pg_catalog.pg_roles r ON r.oid = s.userid ORDER BY '
+                              's."total_exec_time" DESC LIMIT 50')
+    assert db.statements()[:2] == ["SET statement_timeout = '30s'", 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY']
 
 
 def test_documentation_options_match_the_argument_spec():

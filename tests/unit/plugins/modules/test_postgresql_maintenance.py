@@ -12,7 +12,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import functools
 
 import psycopg
 import pytest
@@ -21,7 +20,10 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 from ansible_collections.quantops.platform.plugins.modules import postgresql_maintenance as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    FakeDB, assert_options_documented, fail_runner, ok_runner)
+
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
@@ -135,7 +137,7 @@ class MaintenanceDB(FakeDB):
             return psycopg.errors.LockNotAvailable('canceling statement due to lock timeout') if fail_on else None
 
         super(MaintenanceDB, self).__init__([
-            ('set_config(', [{'set_config': '0'}]),
+            ('SET lock_timeout = ', None),
             ('current_database() AS database', [{'database': 'quant_platform'}]),
             ('WHERE n.nspname = %s AND c.relname = %s', lookup),
             ('FROM pg_catalog.pg_stat_user_tables', [table_row('bloated', 1000, 9000), table_row('fine', 1000, 1)]),
@@ -149,15 +151,8 @@ class MaintenanceDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: MaintenanceDB(**kw).install(monkeypatch, mod)
-
-
-no_connect = connect_refused(mod)
-
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+def fake_db(install):
+    return lambda **kw: install(MaintenanceDB(**kw))
 
 
 @pytest.mark.parametrize('args, fragment', [
@@ -187,9 +182,11 @@ def test_check_mode_returns_the_statements_and_runs_none(fake_db):
     result = run_ok({'operations': ['vacuum_analyze', 'reindex'], '_ansible_check_mode': True,
                      'min_index_bloat_bytes': 0})
     assert result['changed'] is True
-    assert [(s['sql'], s['status']) for s in result['statements']] == [
+    assert [(s['sql'], s['status']) for s in result['steps']] == [
         ('VACUUM (ANALYZE) "public"."bloated"', 'not_run'),
         ('REINDEX INDEX CONCURRENTLY "public"."bloated_pkey"', 'not_run')]
+    assert result['queries'] == ['VACUUM (ANALYZE) "public"."bloated"',
+                                 'REINDEX INDEX CONCURRENTLY "public"."bloated_pkey"']
     assert db.maintenance() == []
     assert result['tables'][0]['dead_tuple_ratio'] == 0.9
 
@@ -201,7 +198,10 @@ def test_named_and_hostile_relations_run_quoted_with_timings(fake_db):
     assert db.maintenance() == ['VACUUM (ANALYZE) "public"."ohlcv_data"',
                                 'VACUUM (ANALYZE) "public"."x""; DROP TABLE y; --"',
                                 'REINDEX INDEX CONCURRENTLY "public"."idx"']
-    assert all(s['status'] == 'ok' and s['seconds'] >= 0 for s in result['statements'])
+    assert result['queries'] == db.maintenance()                  # queries: exactly what ran
+    assert [s['status'] for s in result['steps']] == ['ok', 'ok', 'ok']
+    assert all(isinstance(s['seconds'], float) for s in result['steps'])
+    assert db.statements()[:2] == ["SET statement_timeout = '0'", "SET lock_timeout = '30s'"]
     assert result['tables'] == [] and result['indexes'] == []    # auto_select off with named relations
     lookups = [p for t, p in db.executed if 'c.relname = %s' in t]
     assert ('public', HOSTILE) in lookups                         # looked up as a bound value
@@ -210,21 +210,24 @@ def test_named_and_hostile_relations_run_quoted_with_timings(fake_db):
 def test_nothing_to_do_is_not_a_change(fake_db):
     fake_db()
     result = run_ok({'dead_tuple_ratio': 0.95})
-    assert result['changed'] is False and result['statements'] == []
+    assert result['changed'] is False and result['steps'] == [] and result['queries'] == []
 
 
 def test_database_wide_analyze(fake_db):
     db = fake_db()
     result = run_ok({'operations': ['analyze'], 'auto_select': False})
-    assert db.maintenance() == ['ANALYZE'] and result['statements'][0]['relation'] is None
+    assert db.maintenance() == ['ANALYZE'] and result['steps'][0]['relation'] is None
+    assert result['queries'] == ['ANALYZE']
 
 
 def test_a_failing_statement_does_not_stop_the_others_and_fails_the_module(fake_db):
     db = fake_db(fail_on='REINDEX')
     result = run_fail({'operations': ['vacuum_analyze', 'reindex'], 'min_index_bloat_bytes': 0})
     assert '1 of 2 maintenance statements failed' in result['msg']
-    assert [s['status'] for s in result['statements']] == ['ok', 'failed']
-    assert '_ccnew' in result['statements'][1]['error']
+    assert [s['status'] for s in result['steps']] == ['ok', 'failed']
+    assert '_ccnew' in result['steps'][1]['error']
+    assert result['queries'] == ['VACUUM (ANALYZE) "public"."bloated"',
+                                 'REINDEX INDEX CONCURRENTLY "public"."bloated_pkey"']
     assert len(db.maintenance()) == 2
 
 

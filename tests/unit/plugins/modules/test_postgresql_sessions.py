@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import functools
 
 import pytest
 
@@ -21,12 +20,13 @@ import pytest
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 from ansible_collections.quantops.platform.plugins.modules import postgresql_sessions as mod
 from ansible_collections.quantops.platform.tests.unit.plugins.modules.utils import (
-    FakeDB, assert_options_documented, connect_refused, module_fail, module_ok)
+    T0, FakeDB, assert_options_documented, fail_runner, ok_runner)
+
+run_ok = ok_runner(mod)
+run_fail = fail_runner(mod)
 
 
 HOSTILE = 'x"; DROP TABLE y; --'
-UTC = datetime.timezone.utc
-T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def session(pid, state='idle', seconds=0.0, query_seconds=None, xact=None, user='quant_app', app='trader',
@@ -167,7 +167,6 @@ def test_validate_rules_rejects_bad_thresholds(rules, fragment):
 class SessionsDB(FakeDB):
     def __init__(self, rows=None, signal=True):
         super(SessionsDB, self).__init__([
-            ("set_config('statement_timeout'", [{'set_config': '30000'}]),
             ("current_setting('max_connections')", [{'max_connections': 100, 'superuser_reserved': 3, 'reserved': 0,
                                                      'version_num': 170002, 'database': 'quant_platform'}]),
             ('pg_terminate_backend', lambda params: [{'done': signal}] if signal is not None else []),
@@ -180,23 +179,18 @@ class SessionsDB(FakeDB):
 
 
 @pytest.fixture
-def fake_db(monkeypatch):
-    return lambda **kw: SessionsDB(**kw).install(monkeypatch, mod)
-
-
-no_connect = connect_refused(mod)
-
-
-run_ok = functools.partial(module_ok, mod.main)
-run_fail = functools.partial(module_fail, mod.main)
+def fake_db(install):
+    return lambda **kw: install(SessionsDB(**kw))
 
 
 @pytest.mark.parametrize('args, fragment', [
-    ({'mode': 'terminate'}, 'needs at least one rule'),
+    ({'mode': 'terminate'}, 'mode is terminate but any of the following are missing: idle_longer_than, '
+                            'idle_in_transaction_longer_than, active_longer_than, blocking_longer_than'),
+    ({'mode': 'cancel'}, 'mode is cancel but any of the following are missing'),
     ({'mode': 'cancel', 'idle_longer_than': 60}, 'use mode=terminate'),
     ({'idle_longer_than': -5}, 'must be 0 or more'),
     ({'mode': 'terminate', 'active_longer_than': 1, 'max_terminations': 0}, 'max_terminations must be 1'),
-    ({'databases': ['a'], 'all_databases': True}, 'exclude each other'),
+    ({'databases': ['a'], 'all_databases': True}, 'parameters are mutually exclusive: databases|all_databases'),
     ({'databases': []}, 'databases must list database names'),
     ({'terminate_timeout': -1}, 'terminate_timeout must be 0 or more'),
     ({'mode': 'kill'}, 'value of mode must be one of'),
@@ -211,7 +205,8 @@ def test_list_mode_signals_nothing(fake_db):
     assert result['changed'] is False
     assert pids(result['sessions']) == [103, 104]
     assert all(s['action'] == 'listed' for s in result['sessions'])
-    assert db.signals() == [] and result['statements'] == []
+    assert db.signals() == [] and result['queries'] == []
+    assert db.statements()[0] == "SET statement_timeout = '30s'"
     assert result['summary']['total'] == 9
     assert result['connections']['server_total'] == 10 and result['connections']['utilization_pct'] == 10.3
     assert result['blocking_tree'][0]['pid'] == 103
@@ -223,8 +218,11 @@ def test_check_mode_lists_victims_and_statements_without_signalling(fake_db):
     result = run_ok({'mode': 'terminate', 'idle_in_transaction_longer_than': 300, '_ansible_check_mode': True})
     assert result['changed'] is True
     assert [s['action'] for s in result['sessions']] == ['would_terminate', 'would_terminate']
-    assert result['statements'] == ['SELECT pg_catalog.pg_terminate_backend(103, 5000)',
-                                    'SELECT pg_catalog.pg_terminate_backend(104, 5000)']
+    assert result['queries'] == [
+        "SELECT pg_catalog.pg_terminate_backend(a.pid, 5000) AS done FROM pg_catalog.pg_stat_activity a "
+        "WHERE a.pid = %d AND a.backend_start = '2026-11-23 12:00:00+00:00'::timestamptz "
+        "AND a.state_change IS NOT DISTINCT FROM '2026-11-23 12:%s+00:00'::timestamptz" % (pid, change)
+        for pid, change in ((103, '01:43'), (104, '01:44'))]
     assert db.signals() == [] and result['terminated'] == []
 
 
@@ -236,8 +234,10 @@ def test_terminate_checks_identity_and_respects_the_cap(fake_db):
     assert [(s['pid'], s['action']) for s in result['sessions']] == [(110, 'terminated'), (101, 'over_cap')]
     assert result['over_cap'] == 1
     (text, params), = db.signals()
-    assert 'a.backend_start = %s AND a.state_change IS NOT DISTINCT FROM %s' in text
-    assert params == (2000, 110, T0, T0 + datetime.timedelta(seconds=110))
+    assert text == ("SELECT pg_catalog.pg_terminate_backend(a.pid, 2000) AS done FROM pg_catalog.pg_stat_activity a "
+                    "WHERE a.pid = 110 AND a.backend_start = '2026-11-23 12:00:00+00:00'::timestamptz "
+                    "AND a.state_change IS NOT DISTINCT FROM '2026-11-23 12:01:50+00:00'::timestamptz")
+    assert params is None and result['queries'] == [text]     # the SQL returned is the SQL sent
     assert '_identity' not in result['sessions'][0]
 
 
@@ -256,7 +256,9 @@ def test_cancel_uses_pg_cancel_backend(fake_db):
     result = run_ok({'mode': 'cancel', 'active_longer_than': 300, 'exclude_applications': ['pg_dump']})
     assert result['cancelled'] == [105]
     (text, params), = db.signals()
-    assert 'pg_cancel_backend(a.pid)' in text and params[0] == 105
+    assert text == ("SELECT pg_catalog.pg_cancel_backend(a.pid) AS done FROM pg_catalog.pg_stat_activity a "
+                    "WHERE a.pid = 105 AND a.backend_start = '2026-11-23 12:00:00+00:00'::timestamptz "
+                    "AND a.state_change IS NOT DISTINCT FROM '2026-11-23 12:01:45+00:00'::timestamptz")
 
 
 def test_hostile_names_are_only_compared_never_sent(fake_db):

@@ -11,15 +11,20 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import datetime
+import functools
 import json
+import re
 
+import psycopg
 import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
-__all__ = ['AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
-           'connect_refused', 'exit_json', 'fail_json', 'module_fail', 'module_ok', 'patch_module_args', 'run_module']
+__all__ = ['HOSTILE', 'T0', 'AnsibleExitJson', 'AnsibleFailJson', 'FakeConn', 'FakeCursor', 'FakeDB', 'assert_options_documented',
+           'exit_json', 'fail_json', 'module_fail', 'module_ok', 'normalize_sql', 'patch_module_args',
+           'ok_runner', 'fail_runner', 'run_module']
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -58,6 +63,14 @@ def fail_json(self, **kwargs):
     raise AnsibleFailJson(kwargs)
 
 
+HOSTILE = '"; DROP TABLE x; --'
+"""A name that would end a statement and drop a table if it were pasted into SQL instead of quoted."""
+
+
+T0 = datetime.datetime(2026, 11, 23, 12, 0, tzinfo=datetime.timezone.utc)
+"""When the sessions of the scripted pg_stat_activity started (backend_start)."""
+
+
 # --- running a module ---------------------------------------------------------------------
 
 def run_module(main, args):
@@ -82,15 +95,14 @@ def module_fail(main, args):
     return res.result
 
 
-def connect_refused(mod, autouse=False):
-    """A fixture ``no_connect`` that fails the test if mod.connect is called: for options that must be
-    rejected before any connection.  Use as ``no_connect = connect_refused(mod)`` in the test file."""
-    @pytest.fixture(name='no_connect', autouse=autouse)
-    def fixture(monkeypatch):
-        def refuse(module, autocommit=True):
-            raise AssertionError('the module connected although its options were invalid')
-        monkeypatch.setattr(mod, 'connect', refuse)
-    return fixture
+def ok_runner(mod):
+    """run_ok(args) of a module: its main() run with args, asserted to exit; returns the result dict."""
+    return functools.partial(module_ok, mod.main)
+
+
+def fail_runner(mod):
+    """run_fail(args) of a module: its main() run with args, asserted to fail; returns the result dict."""
+    return functools.partial(module_fail, mod.main)
 
 
 def assert_options_documented(mod):
@@ -108,28 +120,43 @@ def assert_options_documented(mod):
 
 # --- a scripted database ------------------------------------------------------------------
 
+def normalize_sql(text):
+    """One statement with runs of whitespace collapsed, for comparing whole statements."""
+    return re.sub(r'\s+', ' ', text).strip()
+
+
 class FakeCursor(object):
     """A psycopg cursor answering from db.rules, a list of (substring, result): the first rule whose
-    substring is in the query text wins, and a query no rule matches fails the test.
+    substring is in the statement routes its canned result, and a statement no rule matches fails the test.
+
+    The rules only route answers; what a module sends is checked whole: every statement is recorded
+    in db.executed as (text exactly as psycopg composed it, params), and tests compare whole statements
+    with db.statements() (whitespace-normalized).
 
     result is a list of row dicts (their keys are the columns), None for a statement without rows,
     an exception to raise, or a callable taking the query parameters and returning one of those.
-    Every query is recorded in db.executed as (text, params).
     """
 
     def __init__(self, db):
         self.db = db
+        self.connection = db.conn
         self.description = None
         self._rows = []
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
     def execute(self, query, params=None):
-        text = query if isinstance(query, str) else query.as_string(None)
+        text = query if isinstance(query, str) else query.as_string(self.connection)
         self.db.executed.append((text, params))
-        for key, result in self.db.rules:
-            if key in text:
+        for match, result in self.db.rules:
+            if match in text:
                 break
         else:
-            raise AssertionError('unexpected query: %s' % text)
+            raise AssertionError('unexpected statement: %s' % text)
         if callable(result):
             result = result(params)
         if isinstance(result, Exception):
@@ -152,25 +179,37 @@ class FakeConn(object):
         self.db = db
         self.closed = False
         self.connection = None   # psycopg.sql renders a Composed against it without a server
-        self.adapters = None
+        self.adapters = psycopg.adapters   # the global adapters a new connection would copy
 
     def cursor(self):
         return FakeCursor(self.db)
+
+    def transaction(self):
+        return contextlib.nullcontext()
 
     def close(self):
         self.closed = self.db.closed = True
 
 
 class FakeDB(object):
-    """The scripted database: rules (see FakeCursor), executed queries, closed, and its one connection."""
+    """The scripted database: rules (see FakeCursor), executed statements, closed, and its one connection.
+
+    Every session starts with ``SET statement_timeout = '<value>'`` (pg_session); a rule for it is
+    added in front so that each test states only what its module reads.
+    """
 
     def __init__(self, rules=()):
-        self.rules = list(rules)
+        self.rules = [('SET statement_timeout = ', None), ('SET ROLE ', None)] + list(rules)
         self.executed = []
         self.closed = False
         self.conn = FakeConn(self)
 
-    def install(self, monkeypatch, mod):
-        """Make mod.connect return this database's connection; return self."""
-        monkeypatch.setattr(mod, 'connect', lambda module, autocommit=True: self.conn)
+    def statements(self):
+        """Every statement sent, whitespace-normalized, in order."""
+        return [normalize_sql(text) for text, params in self.executed]
+
+    def install(self, monkeypatch, mod=None):
+        """Make module_utils/postgres.py connect (used by pg_session) return this database's connection."""
+        from ansible_collections.quantops.platform.plugins.module_utils import postgres
+        monkeypatch.setattr(postgres, 'connect', lambda module, autocommit=True: self.conn)
         return self

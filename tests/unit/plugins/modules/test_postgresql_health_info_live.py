@@ -1,70 +1,90 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""quantops.platform.postgresql_health_info against a real PostgreSQL server.
+"""quantops.platform.postgresql_health_info against a real PostgreSQL server, through ansible (AnsiballZ).
 
-Skipped unless QUANTOPS_PG_DSN names a server whose role may create databases
-(a libpq conninfo string, for example
-``host=/tmp/qpg port=55433 user=postgres dbname=postgres``).  Each test run
-creates a scratch database ``quantops_health_<random>``, loads a small OHLCV
-table for the lab regions US, FX and CRYPTO and drops the database again.
+The server is a throwaway cluster this file starts from the PostgreSQL server binaries of the
+machine (Debian's ``postgresql`` package: /usr/lib/postgresql/<major>/bin/initdb), on a unix socket
+in a temporary directory, with pg_stat_statements preloaded; it is stopped and removed at the end.
+As root the cluster runs as the ``postgres`` user.  ``QUANTOPS_PG_DSN`` (a libpq conninfo of a
+role that may create databases, e.g. the Molecule instance with TimescaleDB) is used instead when
+set.  Without either the tests are skipped, saying why.
 
-A throwaway server for it (Debian's postgresql package, no TimescaleDB)::
-
-    mkdir -p /tmp/qpg && chown postgres: /tmp/qpg
-    su postgres -c '/usr/lib/postgresql/15/bin/initdb -D /tmp/qpg/data -A trust -U postgres'
-    su postgres -c "/usr/lib/postgresql/15/bin/pg_ctl -D /tmp/qpg/data -l /tmp/qpg/log \\
-        -o \\"-p 55433 -k /tmp/qpg -c listen_addresses='' -c shared_preload_libraries=pg_stat_statements\\" start"
-    QUANTOPS_PG_DSN='host=/tmp/qpg port=55433 user=postgres dbname=postgres' \\
-        .venv/bin/pytest tests/integration/test_health_info_live.py -v
-
-Against the Molecule instance (PostgreSQL 17 + TimescaleDB) the hypertable
-assertions run as well.
+Each run creates a scratch database ``quantops_health_<random>`` with a small OHLCV table for the
+lab regions US, FX and CRYPTO, and drops it again.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import glob
 import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-DSN = os.environ.get('QUANTOPS_PG_DSN')
-pytestmark = pytest.mark.skipif(not DSN, reason='QUANTOPS_PG_DSN is not set: no PostgreSQL server to test against '
-                                                '(see the module docstring for a throwaway one)')
-
-ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS = ROOT / '.build' / 'collections'
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
+import ansible_collections.quantops.platform as collection
 
 HOSTILE = 'x"; DROP TABLE y; --'
 AS_OF = '2024-06-29T09:00:00Z'
+PORT = 55439
 
 
-def _psycopg():
-    return pytest.importorskip('psycopg')
+def _server_bin():
+    found = sorted(glob.glob('/usr/lib/postgresql/*/bin/initdb'), key=lambda p: int(p.split('/')[4]))
+    return os.path.dirname(found[-1]) if found else None
 
 
-def _admin(dsn):
-    psycopg = _psycopg()
-    return psycopg.connect(dsn, autocommit=True)
+def _as_server_user(argv):
+    if os.geteuid() == 0:
+        return ['runuser', '-u', 'postgres', '--'] + argv
+    return argv
 
 
 @pytest.fixture(scope='module')
-def scratch_db():
-    psycopg = _psycopg()
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+def server_dsn():
+    """A conninfo of a superuser on a server: QUANTOPS_PG_DSN, or a throwaway cluster started here."""
+    if os.environ.get('QUANTOPS_PG_DSN'):
+        yield os.environ['QUANTOPS_PG_DSN']
+        return
+    bindir = _server_bin()
+    if bindir is None:
+        pytest.skip('no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb: apt-get install postgresql) '
+                    'and QUANTOPS_PG_DSN is not set')
+    base = Path(tempfile.mkdtemp(prefix='qp-pg-'))     # in /tmp: the postgres user must reach it
+    if os.geteuid() == 0:
+        user = pwd.getpwnam('postgres')
+        os.chown(str(base), user.pw_uid, user.pw_gid)
+    data = str(base / 'data')
+    subprocess.run(_as_server_user([os.path.join(bindir, 'initdb'), '-D', data, '-A', 'trust', '-U', 'postgres']),
+                   check=True, capture_output=True)
+    options = "-p %d -k %s -c listen_addresses='' -c shared_preload_libraries=pg_stat_statements" % (PORT, base)
+    subprocess.run(_as_server_user([os.path.join(bindir, 'pg_ctl'), '-D', data, '-l', str(base / 'log'), '-w',
+                                    '-o', options, 'start']), check=True, capture_output=True)
+    try:
+        yield 'host=%s port=%d user=postgres dbname=postgres' % (base, PORT)
+    finally:
+        subprocess.run(_as_server_user([os.path.join(bindir, 'pg_ctl'), '-D', data, '-m', 'immediate', 'stop']),
+                       check=False, capture_output=True)
+        shutil.rmtree(str(base), ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def scratch_db(server_dsn):
     name = 'quantops_health_%s' % uuid.uuid4().hex[:10]
-    with _admin(DSN) as admin:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
-    dsn = make_conninfo(DSN, dbname=name)
+    dsn = make_conninfo(server_dsn, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         preload = conn.execute('SHOW shared_preload_libraries').fetchone()[0]
         preloaded = 'pg_stat_statements' in preload
@@ -86,6 +106,7 @@ def scratch_db():
         conn.execute(sql.SQL('CREATE TABLE {} (region text, date date)').format(sql.Identifier(HOSTILE)))
         conn.execute(sql.SQL("INSERT INTO {} VALUES ('EU', date '2024-06-28')").format(sql.Identifier(HOSTILE)))
         conn.execute('CREATE TABLE y (id int)')
+        conn.execute('CREATE VIEW slow_view AS SELECT region, date FROM ohlcv_data, pg_sleep(3) AS s')
         conn.execute('CREATE TABLE churn (id int PRIMARY KEY, v int) WITH (autovacuum_enabled = false)')
         conn.execute('INSERT INTO churn SELECT g, g FROM generate_series(1, 2000) g')
         conn.execute('DELETE FROM churn WHERE id <= 500')
@@ -95,7 +116,7 @@ def scratch_db():
     params = conninfo_to_dict(dsn)
     info = {'name': name, 'dsn': dsn, 'params': params, 'timescaledb': has_timescaledb, 'preloaded': preloaded}
     yield info
-    with _admin(DSN) as admin:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(sql.Identifier(name)))
 
 
@@ -115,17 +136,17 @@ def module_args(db, **extra):
     return args
 
 
-def run_with_ansible(args):
-    """Run the module through ansible's real packaging (AnsiballZ) on localhost."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
+def run_with_ansible(args, *options):
+    """Run the module through ansible's real packaging (AnsiballZ) on localhost, without the checkout's ansible.cfg."""
+    collections_dir = os.path.dirname(os.path.dirname(os.path.dirname(list(collection.__path__)[0])))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_dir, ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
                ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_INVENTORY_UNPARSED_WARNING='false',
                ANSIBLE_LOCALHOST_WARNING='false')
-    ansible = str(Path(sys.executable).parent / 'ansible')
-    cmd = [ansible, 'localhost', '-i', 'localhost,', '-c', 'local',
-           '-e', 'ansible_python_interpreter=%s' % sys.executable,
-           '-m', 'quantops.platform.postgresql_health_info', '-a', json.dumps(args)]
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180,
-                          check=False)
+    env.pop('ANSIBLE_CONFIG', None)
+    cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local',
+           '-e', 'ansible_python_interpreter=%s' % sys.executable] + list(options)
+    cmd += ['-m', 'quantops.platform.postgresql_health_info', '-a', json.dumps(args)]
+    proc = subprocess.run(cmd, cwd='/', env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode in (0, 2), proc.stderr
     out = json.loads(proc.stdout)
     return out['plays'][0]['tasks'][0]['hosts']['localhost']
@@ -164,7 +185,7 @@ def test_module_through_ansible(scratch_db):
         assert result['hypertables'][0]['total_chunks'] >= 1
         tables = dict((t['name'], t) for t in result['tables'])
         assert tables['ohlcv_data']['is_hypertable'] is True
-        assert tables['ohlcv_data']['live_tuples'] + tables['ohlcv_data']['dead_tuples'] >= 0
+        assert tables['ohlcv_data']['live_tuples'] == 180          # 3 series x 60 days, summed over the chunks
     else:
         assert result['timescaledb']['installed'] is False
         assert checks['Hypertable chunks']['status'] == 'unknown'
@@ -172,18 +193,27 @@ def test_module_through_ansible(scratch_db):
 
 
 def test_check_mode_is_read_only(scratch_db):
-    args = module_args(scratch_db, checks=['database_size'])
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_LOAD_CALLBACK_PLUGINS='1',
-               ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json')
-    cmd = [str(Path(sys.executable).parent / 'ansible'), 'localhost', '-i', 'localhost,', '-c', 'local', '--check',
-           '-e', 'ansible_python_interpreter=%s' % sys.executable,
-           '-m', 'quantops.platform.postgresql_health_info', '-a', json.dumps(args)]
-    proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=180,
-                          check=False)
-    host = json.loads(proc.stdout)['plays'][0]['tasks'][0]['hosts']['localhost']
+    host = run_with_ansible(module_args(scratch_db, checks=['database_size']), '--check')
     assert not host.get('failed'), host.get('msg')
     assert host['changed'] is False
     assert [c['check'] for c in host['checks']] == ['database_size']
+
+
+def test_statement_timeout_cancels_and_session_role_applies(scratch_db):
+    """statement_timeout and session_role reach the server: a 500 ms limit cancels the freshness query of a
+    view that sleeps 3 s (the check turns unknown with the server's message), and SET ROLE to a role
+    without SELECT on the table makes the same check report the missing privilege."""
+    with psycopg.connect(scratch_db['dsn'], autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'qp_reader') "
+                     "THEN CREATE ROLE qp_reader; END IF; END $$")
+    result = run_with_ansible(module_args(scratch_db, checks=['freshness'], statement_timeout='500ms',
+                                          freshness_table='slow_view'))
+    assert not result.get('failed'), result.get('msg')
+    assert result['checks'][0]['status'] == 'unknown'
+    assert 'canceling statement due to statement timeout' in result['checks'][0]['message']
+    result = run_with_ansible(module_args(scratch_db, checks=['freshness'], session_role='qp_reader'))
+    assert result['checks'][0]['status'] == 'unknown'
+    assert 'permission denied' in result['checks'][0]['message']
 
 
 def test_slow_statements(scratch_db):
@@ -218,7 +248,6 @@ def test_hostile_table_name_is_read_not_executed(scratch_db):
     result = run_with_ansible(module_args(scratch_db, checks=['freshness'], freshness_table=HOSTILE))
     assert not result.get('failed'), result.get('msg')
     assert result['freshness'] == [{'group': 'EU', 'latest': '2024-06-28', 'age_seconds': 32400.0, 'age_hours': 9.0}]
-    psycopg = _psycopg()
     with psycopg.connect(scratch_db['dsn']) as conn:
         assert conn.execute("SELECT to_regclass('public.y') IS NOT NULL").fetchone()[0] is True
 
