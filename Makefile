@@ -58,7 +58,7 @@ test: test-quick molecule
 # promtool first: it unpacks the promtool a unit test of the backup metrics uses.
 test-quick: promtool unit packaging lint sanity
 
-unit: venv
+unit: host venv
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
 
 # The collection as users install it: build the tarball, install it with only

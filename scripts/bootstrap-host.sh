@@ -11,6 +11,17 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq podman runc debootstrap shellcheck >/dev/null
 fi
+# PostgreSQL server binaries for the unit tests that start a throwaway cluster
+# of their own (tests/unit/plugins/modules/test_postgresql_health_info_live.py);
+# no cluster is created or started on the host.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  mkdir -p /etc/postgresql-common
+  grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf \
+    || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
+fi
 conf=/etc/containers/containers.conf
 want='[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=2000:2000"]
