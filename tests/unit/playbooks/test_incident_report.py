@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rendering of playbooks/incidents/tasks/report.yml (seed 002 incident template).
+"""Rendering of the incident report: role quantops.platform.incident, entry point finish (seed 002 template).
 
 Real ansible-playbook runs against the controller (connection local, no
-mocks): a throw-away playbook includes the task file exactly as the incident
-playbooks do, the rendered markdown is read back and checked field by field.
+mocks): a throw-away playbook includes the role's entry points exactly as the
+incident playbooks do, the rendered markdown is read back and checked field by field.
 """
 
 import json
@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-REPORT_TASKS = ROOT / 'playbooks' / 'incidents' / 'tasks' / 'report.yml'
-TIMELINE_TASKS = ROOT / 'playbooks' / 'incidents' / 'tasks' / 'timeline.yml'
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name('ansible-playbook')
 
 
@@ -32,7 +30,7 @@ def _run(tmp_path, include_vars, hosts=('localhost',), extra_args=(), pre_tasks=
         'gather_facts': False,
         'tasks': list(pre_tasks) + [{
             'name': 'Write the incident report',
-            'ansible.builtin.include_tasks': str(REPORT_TASKS),
+            'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'finish'},
             'vars': include_vars,
         }, {
             'name': 'Expose the facts',
@@ -124,7 +122,7 @@ def test_timeline_helper_check_mode_and_one_report_per_host(tmp_path):
     """Two hosts: one report each (ID suffixed with the host); --check marks the report."""
     include_vars = dict(BASE, incident_timeline='{{ incident_events }}', incident_reports_dir=str(tmp_path / 'reports'))
     include_vars.pop('incident_key')
-    pre = [{'name': 'record', 'ansible.builtin.include_tasks': str(TIMELINE_TASKS),
+    pre = [{'name': 'record', 'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'event'},
             'vars': {'incident_event': 'Checked {{ inventory_hostname }}'}}]
     result = _run(tmp_path, include_vars, hosts=('db-a', 'db-b'), extra_args=['--check'], pre_tasks=pre)
     assert result.returncode == 0, result.stdout + result.stderr
