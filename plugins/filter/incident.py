@@ -22,7 +22,10 @@ from ansible.errors import AnsibleFilterError
 
 SEVERITIES = ('P0', 'P1', 'P2', 'P3')
 FAILED_LINE = u'\u2717 The runbook failed: see the timeline'
-OK, WARN, CRIT, UNKNOWN = u'\u2713', u'\u26a0', u'\u2717', u'?'
+OK = u'\u2713'
+WARN = u'\u26a0'
+CRIT = u'\u2717'
+UNKNOWN = u'?'
 
 
 def _result(value):
@@ -51,7 +54,7 @@ def _count_pids(sessions):
     return '%d%s' % (len(sessions), (' (pids %s)' % _pids(sessions)) if sessions else '')
 
 
-def _filesize(value):
+def filesize_binary(value):
     """Jinja's filesizeformat(binary=True)."""
     size = float(value or 0)
     if size == 1:
@@ -263,7 +266,7 @@ def high_db_size_verdict(before, after=None, tables=None, chunks=None, compressi
         u'? Largest public tables: ' + ', '.join(_sized([r.get('tablename') for r in rows],
                                                        [r.get('total_size') for r in rows])[:5]),
         u'? Hypertables over their chunks: ' + ', '.join(_sized([h.get('name') for h in hypertables],
-                                                               [_filesize(h.get('total_bytes')) for h in hypertables])),
+                                                               [filesize_binary(h.get('total_bytes')) for h in hypertables])),
         compress_line, drop_line, vacuum_line,
     ] + ([FAILED_LINE] if failed else [])
     if status == 'critical' or failed:
