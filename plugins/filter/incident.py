@@ -201,8 +201,8 @@ def slow_queries_verdict(active, after=None, statements=None, seq_scans=None, an
     tree = active.get('blocking_tree') or []
     installed = bool(stats.get('installed'))
     if _ran(analyze) and not analyze.get('failed'):
-        analyzed = u'%s ANALYZE: %s in %s s' % (OK, '; '.join(s.get('sql', '') for s in analyze.get('statements') or []),
-                                               analyze.get('total_seconds'))
+        sql = '; '.join(s.get('sql', '') for s in analyze.get('statements') or [])
+        analyzed = u'%s ANALYZE: %s in %s s' % (OK, sql, analyze.get('total_seconds'))
     else:
         analyzed = u'%s ANALYZE not run' % WARN
     if _ran(cancel):
@@ -262,11 +262,11 @@ def high_db_size_verdict(before, after=None, tables=None, chunks=None, compressi
         vacuum_line = u'%s Solution 3 - VACUUM FULL %s' % (OK, ', '.join(vacuum_full_tables or []))
     else:
         vacuum_line = u'? Solution 3 - VACUUM FULL not run (locks the table; -e high_db_size_vacuum_full_confirm=true)'
+    largest = _sized([r.get('tablename') for r in rows], [r.get('total_size') for r in rows])[:5]
+    hyper = _sized([h.get('name') for h in hypertables], [filesize_binary(h.get('total_bytes')) for h in hypertables])
     findings = list(after.get('checklist') or []) + [
-        u'? Largest public tables: ' + ', '.join(_sized([r.get('tablename') for r in rows],
-                                                       [r.get('total_size') for r in rows])[:5]),
-        u'? Hypertables over their chunks: ' + ', '.join(_sized([h.get('name') for h in hypertables],
-                                                               [filesize_binary(h.get('total_bytes')) for h in hypertables])),
+        u'? Largest public tables: ' + ', '.join(largest),
+        u'? Hypertables over their chunks: ' + ', '.join(hyper),
         compress_line, drop_line, vacuum_line,
     ] + ([FAILED_LINE] if failed else [])
     if status == 'critical' or failed:
