@@ -68,6 +68,15 @@ def filesize_binary(value):
     return '%.1f %s' % (1024 * size / unit, prefix)
 
 
+def _action_line(result, key, done, pending, confirm, verb):
+    """The checklist line of a confirmed action: what it did, that it waits for confirmation, or nothing to do."""
+    if _ran(result):
+        return u'%s %s: %s' % (OK, done, ', '.join(str(p) for p in result.get(key) or []) or 'none')
+    if pending:
+        return u'%s Not %s: run again with -e %s=true' % (WARN, key, confirm)
+    return u'%s Nothing to %s' % (OK, verb)
+
+
 # --- generic decisions ---------------------------------------------------------
 
 def incident_timeline(events, *more):
@@ -163,12 +172,7 @@ def connection_exhaustion_verdict(before, after=None, terminate=None, failed=Fal
         severity = 'P1'
     else:
         severity = 'P2' if found else 'P3'
-    if _ran(terminate):
-        terminated = u'%s Terminated: %s' % (OK, ', '.join(str(p) for p in terminate.get('terminated') or []) or 'none')
-    elif found:
-        terminated = u'%s Not terminated: run again with -e connection_exhaustion_confirm=true' % WARN
-    else:
-        terminated = u'%s Nothing to terminate' % OK
+    terminated = _action_line(terminate, 'terminated', 'Terminated', bool(found), 'connection_exhaustion_confirm', 'terminate')
     findings = [
         u'%s Connection utilization: %s %% of usable slots (%s of %s max_connections, limit %s %%, seed 003)' % (
             CRIT if over else OK, util, conns.get('server_total', '?'), conns.get('max_connections', '?'), utilization_pct),
@@ -205,12 +209,7 @@ def slow_queries_verdict(active, after=None, statements=None, seq_scans=None, an
         analyzed = u'%s ANALYZE: %s in %s s' % (OK, sql, analyze.get('total_seconds'))
     else:
         analyzed = u'%s ANALYZE not run' % WARN
-    if _ran(cancel):
-        cancelled = u'%s Cancelled: %s' % (OK, ', '.join(str(p) for p in cancel.get('cancelled') or []) or 'none')
-    elif running:
-        cancelled = u'%s Not cancelled: run again with -e slow_queries_confirm=true' % WARN
-    else:
-        cancelled = u'%s Nothing to cancel' % OK
+    cancelled = _action_line(cancel, 'cancelled', 'Cancelled', bool(running), 'slow_queries_confirm', 'cancel')
     findings = [
         u'%s Tables with seq_scan > %s and mostly sequential scans (candidates for an index, seed Solution 1): %s' % (
             WARN if heavy else OK, seq_scan_min, ', '.join(str(t) for t in heavy) or 'none'),
