@@ -165,7 +165,8 @@ notes:
   - Without O(statement_timeout) each query may run 10 minutes (C(10min)).
   - "Where it runs: C(exchange_calendars) is not a Debian package. The collection's runbooks
     (C(playbooks/incidents/data_quality.yml)) run this module on the Ansible controller (C(delegate_to:
-    localhost)) in the controller's Python, where they install C(exchange_calendars) with pip, and connect to
+    localhost)) in the controller's Python, which needs C(exchange_calendars) (the collection's requirements.txt or
+    its execution environment; the runbook stops with an error naming the package when it is missing), and connect to
     the database over TCP. That keeps pandas/numpy and a PyPI download off the database servers (which often
     have no route to PyPI) at the price of a TCP login (O(login_host), O(login_password), a C(pg_hba.conf)
     line for the controller). Running it on the database host with an interpreter that has the library works

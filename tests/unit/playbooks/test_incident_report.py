@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Rendering of playbooks/incidents/tasks/report.yml (seed 002 incident template).
+"""Rendering of the incident report: role quantops.platform.incident, entry point finish (seed 002 template).
 
 Real ansible-playbook runs against the controller (connection local, no
-mocks): a throw-away playbook includes the task file exactly as the incident
-playbooks do, the rendered markdown is read back and checked field by field.
+mocks): a throw-away playbook includes the role's entry points exactly as the
+incident playbooks do, the rendered markdown is read back and checked field by field.
 """
 
 import json
@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-REPORT_TASKS = ROOT / 'playbooks' / 'incidents' / 'tasks' / 'report.yml'
-TIMELINE_TASKS = ROOT / 'playbooks' / 'incidents' / 'tasks' / 'timeline.yml'
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name('ansible-playbook')
 
 
@@ -32,7 +30,7 @@ def _run(tmp_path, include_vars, hosts=('localhost',), extra_args=(), pre_tasks=
         'gather_facts': False,
         'tasks': list(pre_tasks) + [{
             'name': 'Write the incident report',
-            'ansible.builtin.include_tasks': str(REPORT_TASKS),
+            'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'finish'},
             'vars': include_vars,
         }, {
             'name': 'Expose the facts',
@@ -124,7 +122,7 @@ def test_timeline_helper_check_mode_and_one_report_per_host(tmp_path):
     """Two hosts: one report each (ID suffixed with the host); --check marks the report."""
     include_vars = dict(BASE, incident_timeline='{{ incident_events }}', incident_reports_dir=str(tmp_path / 'reports'))
     include_vars.pop('incident_key')
-    pre = [{'name': 'record', 'ansible.builtin.include_tasks': str(TIMELINE_TASKS),
+    pre = [{'name': 'record', 'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'event'},
             'vars': {'incident_event': 'Checked {{ inventory_hostname }}'}}]
     result = _run(tmp_path, include_vars, hosts=('db-a', 'db-b'), extra_args=['--check'], pre_tasks=pre)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -137,3 +135,55 @@ def test_timeline_helper_check_mode_and_one_report_per_host(tmp_path):
         assert re.search(r'^- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d - Checked %s$' % host, text, re.M), text
         assert '**Host**: %s' % host in text
     assert len(list((tmp_path / 'reports').glob('*.md'))) == 2
+
+
+def test_platform_services_events_join_the_timeline_in_time_order(tmp_path):
+    """finish merges incident_events and platform_services_events (role platform_services) by time."""
+    include_vars = dict(BASE, incident_reports_dir=str(tmp_path / 'reports'))
+    include_vars.pop('incident_timeline')
+    pre = [{'name': 'events', 'ansible.builtin.set_fact': {
+        'incident_events': [{'time': '2026-11-23 12:30:00', 'event': 'Emergency stop requested'},
+                            {'time': '2026-11-23 12:30:09', 'event': '4. Alert notification'}],
+        'platform_services_events': [{'time': '2026-11-23 12:30:04', 'event': 'stop trading-signal-bridge.service: stopped'}],
+    }}]
+    result = _run(tmp_path, include_vars, pre_tasks=pre)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = Path(_facts(tmp_path)['path']).read_text()
+    timeline = text.split('## Timeline\n')[1].split('\n\n')[0].splitlines()
+    assert timeline[:3] == ['- 2026-11-23 12:30:00 - Emergency stop requested',
+                            '- 2026-11-23 12:30:04 - stop trading-signal-bridge.service: stopped',
+                            '- 2026-11-23 12:30:09 - 4. Alert notification']
+    assert _facts(tmp_path)['id'] == 'INC-20261123-123000-crash-recovery'
+
+
+def test_finish_fails_after_the_report_when_a_check_is_critical(tmp_path):
+    """Checks recorded with the check entry point become the findings; a critical one fails the play
+    in a task named by incident_fail_task - after the report is written."""
+    include_vars = dict(BASE, incident_reports_dir=str(tmp_path / 'reports'),
+                        incident_fail_task='Fail when the emergency stop is not complete')
+    for key in ('incident_findings', 'incident_timeline'):
+        include_vars.pop(key)
+    pre = [{'name': 'start', 'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'start'},
+            'vars': {'incident_reports_dir': str(tmp_path / 'reports')}}] + [
+        {'name': 'check %s' % status, 'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'check'},
+         'vars': {'incident_check': {'name': '1. Circuit breaker', 'status': status, 'display': 'HTTP %s' % code}}}
+        for status, code in (('ok', 200), ('critical', 500))]
+    result = _run(tmp_path, include_vars, pre_tasks=pre)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert 'TASK [quantops.platform.incident : Fail when the emergency stop is not complete]' in result.stdout
+    reports = list((tmp_path / 'reports').glob('INC-*-crash-recovery.md'))
+    assert len(reports) == 1
+    text = reports[0].read_text()
+    assert '- ✓ 1. Circuit breaker: HTTP 200' in text
+    assert '- ✗ 1. Circuit breaker: HTTP 500 (critical)' in text
+    assert '- Overall: critical (1 critical, 0 warning, 0 unknown, 1 ok)' in text
+    assert re.search(r'^- \d{4}-\d\d-\d\d \d\d:\d\d:\d\d - 1\. Circuit breaker: HTTP 500$', text, re.M)
+
+
+def test_check_refuses_an_unknown_status(tmp_path):
+    pre = [{'name': 'bad check', 'ansible.builtin.include_role': {'name': 'quantops.platform.incident', 'tasks_from': 'check'},
+            'vars': {'incident_check': {'name': 'x', 'status': 'fine'}}}]
+    result = _run(tmp_path, dict(BASE, incident_reports_dir=str(tmp_path / 'reports')), pre_tasks=pre)
+    assert result.returncode != 0
+    assert 'status' in result.stdout and 'fine' in result.stdout
+    assert not (tmp_path / 'reports').exists()
