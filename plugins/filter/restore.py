@@ -227,16 +227,19 @@ def _stats_rows(stats):
     return rows
 
 
+def _stats_key(row):
+    return (row['database'], row['tbl'], row['rows'], row['md5'])
+
+
 def restore_table_stats_diff(source, restored):
     """Compare two table stats of role restore's table_stats entry point: ``{match, source_only, restored_only}``.
 
     A table whose row count or checksum differs shows in both lists (its source and its restored figures).
     """
     src, dst = _stats_rows(source), _stats_rows(restored)
-    key = (lambda r: (r['database'], r['tbl'], r['rows'], r['md5']))
-    src_keys, dst_keys = set(key(r) for r in src), set(key(r) for r in dst)
-    source_only = [r for r in src if key(r) not in dst_keys]
-    restored_only = [r for r in dst if key(r) not in src_keys]
+    src_keys, dst_keys = set(_stats_key(r) for r in src), set(_stats_key(r) for r in dst)
+    source_only = [r for r in src if _stats_key(r) not in dst_keys]
+    restored_only = [r for r in dst if _stats_key(r) not in src_keys]
     return {'match': not source_only and not restored_only, 'source_only': source_only, 'restored_only': restored_only}
 
 
