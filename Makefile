@@ -74,7 +74,9 @@ promtool: host venv
 lint: venv
 	# Its cache dir comes first in the collections path: keep it in the checkout so
 	# a copy Molecule left in ~/.ansible/collections never shadows the tree.
-	ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --offline
+	# MOLECULE_PROJECT_DIRECTORY: the scenarios import the lab's data loader from
+	# the project Molecule runs in, as Molecule sets it.
+	MOLECULE_PROJECT_DIRECTORY=$(CURDIR) ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --offline
 
 sanity: venv
 	bash scripts/sanity.sh
