@@ -25,11 +25,13 @@ bootstrap: host venv image link
 host:
 	bash scripts/bootstrap-host.sh
 
+# requirements.txt: what the collection runs on the controller; requirements-dev.txt:
+# that plus the test and build tools.
 venv: $(BIN)/.requirements.stamp link
-$(BIN)/.requirements.stamp: requirements.txt
+$(BIN)/.requirements.stamp: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 image: host
