@@ -34,11 +34,11 @@ NOT_SHIPPED = [
     "requirements-dev.yml",
 ]
 # What the controller needs, as ansible-builder reads it (meta/execution-environment.yml names the
-# two files at the root).
+# two files at the root), and the execution environment's definition.
 SHIPPED = [
     "COPYING", "README.md", "meta/runtime.yml", "roles/postgresql/meta/argument_specs.yml",
     "plugins/modules/postgresql_health_info.py", "playbooks/site.yml",
-    "meta/execution-environment.yml", "requirements.txt", "bindep.txt",
+    "meta/execution-environment.yml", "requirements.txt", "bindep.txt", "ee/execution-environment.yml",
 ]
 # A task keyword or a module option is never namespace.collection.name: keys of that shape in task
 # lists are actions (modules or action plugins).
