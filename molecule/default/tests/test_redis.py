@@ -265,6 +265,25 @@ def test_a_backup_taken_while_writes_run_is_a_consistent_snapshot(host):
     assert still_writing or last < 150000
 
 
+# --- incident runbook ---------------------------------------------------------------------------
+
+def test_incident_runbook_reports_and_restarts_only_after_a_backup(host, tmp_path):
+    rc, out = _playbook(str(PROJECT / "playbooks" / "incidents" / "redis.yml"), "-e", "incident_reports_dir=%s" % tmp_path)
+    assert rc == 0, out[-3000:]
+    assert "✓ Redis ping: PONG" in out and "Redis memory:" in out and "Redis persistence: last RDB save" in out
+    reports = list(tmp_path.glob("INC-*-redis.md"))
+    assert len(reports) == 1 and "Seed 004" in reports[0].read_text()
+    pid, keys = _pid(host), cli(host, "DBSIZE")
+    backups = host.check_output("ls %s/redis_*.json | wc -l", BACKUP_DIR)
+    rc, out = _playbook(str(PROJECT / "playbooks" / "incidents" / "redis.yml"), "-e", "incident_reports_dir=%s" % tmp_path,
+                        "-e", "redis_incident_confirm=true", "-e", "redis_incident_action=restart")
+    assert rc == 0, out[-3000:]
+    assert _pid(host) != pid
+    assert int(host.check_output("ls %s/redis_*.json | wc -l", BACKUP_DIR)) == int(backups) + 1
+    assert cli(host, "DBSIZE") == keys
+    assert "After restart: keys" in out
+
+
 # --- monitoring ----------------------------------------------------------------------------------
 
 def _am_alerts(name):
