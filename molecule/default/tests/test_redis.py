@@ -132,7 +132,7 @@ def test_a_configuration_redis_cannot_load_is_never_put_in_place(host):
 
 # --- backup and restore --------------------------------------------------------------------------
 
-KNOWN = {"quote:AAPL": "189.25", "quote:MSFT": "411.10", "signal:last": "BUY AAPL 10", "strategy:count": "5"}
+KNOWN = {"test:quote:AAPL": "189.25", "test:quote:MSFT": "411.10", "test:signal:last": "BUY AAPL 10", "test:strategy:count": "5"}
 
 
 def test_backup_flushall_restore_brings_every_key_and_value_back(host):
@@ -172,7 +172,7 @@ def test_backup_flushall_restore_brings_every_key_and_value_back(host):
             break
         time.sleep(1)
     assert {db: cli(host, "DBSIZE", db=db) for db in (0, 3)} == before
-    assert cli(host, "GET", "quote:AAPL") == "189.25"
+    assert cli(host, "GET", "test:quote:AAPL") == "189.25"
 
 
 def test_restore_is_refused_without_confirmation_and_check_mode_only_shows_the_plan(host):
