@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-import testinfra
 
 testinfra_hosts = ["podman://qp-default-db"]
 
@@ -166,7 +165,7 @@ def test_backup_flushall_restore_brings_every_key_and_value_back(host):
     # The replaced files are kept, and the AOF was rebuilt from the restored data: a restart keeps every key.
     assert host.run("ls -d /var/lib/redis/quantops-replaced-*/appendonlydir").rc == 0
     host.run("systemctl restart redis-server")
-    for _ in range(30):
+    for _attempt in range(30):
         if host.run("REDISCLI_AUTH=%s redis-cli -s /run/redis/redis-server.sock --user quantops-admin --no-auth-warning PING",
                     _secret("redis_admin")).stdout.strip() == "PONG":
             break
@@ -228,7 +227,7 @@ def test_a_backup_taken_while_writes_run_is_a_consistent_snapshot(host):
               ">/dev/null" % shlex.quote(_secret("redis_admin")))
     host.run("systemd-run --unit=qp-redis-writer --collect bash -c %s", writer)
     try:
-        for _ in range(50):
+        for _attempt in range(50):
             if int(cli(host, "DBSIZE", db=1)) > 1000:
                 break
             time.sleep(0.2)
@@ -244,7 +243,7 @@ def test_a_backup_taken_while_writes_run_is_a_consistent_snapshot(host):
         host.run("cp %s %s/dump.rdb", rdb, scratch)
         host.run("redis-server --port 0 --unixsocket %s/s.sock --dir %s --save '' --appendonly no --daemonize yes "
                  "--logfile %s/log", scratch, scratch, scratch)
-        for _ in range(50):
+        for _attempt in range(50):
             if host.run("redis-cli -s %s/s.sock PING", scratch).stdout.strip() == "PONG":
                 break
             time.sleep(0.2)
