@@ -98,8 +98,8 @@ sanity: venv
 # (maintenance and incident playbooks on seeded problems).  One of them:
 #   make molecule MOLECULE_SCENARIOS=runbooks
 # scripts/molecule_run.py runs MOLECULE_JOBS scenarios at a time, each with its
-# own collections path (Molecule installs a copy of the collection into the first
-# one) and its log in .build/molecule/; the longest scenario goes first.
+# own ANSIBLE_HOME and collections path (Molecule installs a copy of the collection
+# there) and its log in .build/molecule/; the longest scenario goes first.
 MOLECULE_SCENARIOS ?= default backup_restore runbooks
 MOLECULE_JOBS ?= 2
 molecule: bootstrap market-data

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run Molecule scenarios, several at once, each with its own collections path.
 
-Molecule installs a built copy of the collection into the first collections path before
-each run, so two scenarios sharing ~/.ansible/collections cannot overlap. Here every
-scenario gets its own path under .build/molecule/<scenario>/collections; container and
+Molecule (ansible-compat) installs a built copy of the collection under ANSIBLE_HOME
+before each run, so two scenarios sharing ~/.ansible cannot overlap. Here every scenario
+gets its own ANSIBLE_HOME, .build/molecule/<scenario>/home, whose collections folder is
+also the collections path; container and
 network names are already per scenario (qp-<scenario>-*), so scenarios can run side by
 side. The queue keeps the given order (longest first is the caller's choice) and starts
 the next scenario as soon as a slot frees.
@@ -30,16 +31,17 @@ WORK = ROOT / ".build" / "molecule"
 
 def start(scenario):
     """Start one scenario's `molecule test` in the background; return its record."""
-    collections = WORK / scenario / "collections"
-    if collections.exists():
-        shutil.rmtree(collections)
-    collections.mkdir(parents=True)
+    home = WORK / scenario / "home"
+    if home.exists():
+        shutil.rmtree(home)
+    (home / "collections").mkdir(parents=True)
     # A probe container a killed run may have left behind (tests create it themselves).
     subprocess.run(["podman", "rm", "-f", "qp-%s-probe" % scenario],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     log_path = WORK / ("%s.log" % scenario)
     log = open(log_path, "w", encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections))
+    env = dict(os.environ, ANSIBLE_HOME=str(home),
+               ANSIBLE_COLLECTIONS_PATH=str(home / "collections"))
     proc = subprocess.Popen(
         ["molecule", "test", "-s", scenario], cwd=ROOT, env=env,
         stdout=log, stderr=subprocess.STDOUT)
@@ -95,7 +97,7 @@ def main(argv=None):
     print("Molecule summary (%d at a time, %.0f s in all):" % (args.jobs, time.monotonic() - began))
     for scenario, rc, seconds in results:
         print("  %-16s %-7s %6.0f s" % (scenario, "passed" if rc == 0 else "FAILED", seconds))
-    return 1 if any(rc != 0 for _, rc, _ in results) else 0
+    return 1 if any(result[1] != 0 for result in results) else 0
 
 
 if __name__ == "__main__":
