@@ -169,8 +169,8 @@ def evening(results, day, ohlcv_avg_ms=200, ohlcv_max_ms=1000):
     return [
         _check('1. Data collection %s' % day, 'ok' if rows or weekend else 'warning', collected),
         _check('2. Data quality of %s (ohlcv_data_quality)' % day, quality.get('status', 'unknown'),
-               '%s rows scanned, severity %s: %s' % (quality.get('scanned_rows', 0), quality.get('severity', '?'),
-                                                      '; '.join(quality.get('checklist') or [])),
+               '%s rows scanned, severity %s: %s' % (
+                   quality.get('scanned_rows', 0), quality.get('severity', '?'), '; '.join(quality.get('checklist') or [])),
                'ohlcv_data_quality failed: %s' % quality.get('msg', '')),
         _check('3. OHLCV query performance', perf_status, perf_display,
                'pg_stat_statements not readable: %s' % perf.get('msg', '')),
@@ -384,11 +384,11 @@ def growth(samples, today, current_bytes, df_stdout, window_days=90, projection_
             'database %s, filesystem %s %.1f%% used)' % (n, samples_file, span, format_bytes(current), mount,
                                                          100.0 * fs_used / max(fs_size, 1))), **limits)
     status = 'critical' if pct >= float(critical_percent) else ('warning' if pct >= float(warning_percent) else 'ok')
-    return _check('3. Disk growth projection', status, (
-        'database %s, growth %s/day (least squares over %d samples, %d days), in %s days %s; '
-        'filesystem %s would be %s%% used (%s)' % (format_bytes(current), format_bytes(int(daily)), n, int(round(span)),
-                                                   projection_days, format_bytes(projected), mount, pct, format_bytes(fs_size))),
-        **limits)
+    display = ('database %s, growth %s/day (least squares over %d samples, %d days), in %s days %s; '
+               'filesystem %s would be %s%% used (%s)') % (
+        format_bytes(current), format_bytes(int(daily)), n, int(round(span)), projection_days, format_bytes(projected),
+        mount, pct, format_bytes(fs_size))
+    return _check('3. Disk growth projection', status, display, **limits)
 
 
 class FilterModule(object):
