@@ -152,3 +152,50 @@ def test_unknown_service_to_restart_is_refused(tmp_path):
     assert 'platform_services_restart_only must list names from platform_services_units' in result.stdout
     assert 'unknown: risk-manger' in result.stdout
     assert 'AFTER-THE-GUARD' not in result.stdout
+
+
+HOST_STEPS_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Start an empty checklist
+      ansible.builtin.set_fact:
+        morning_check_title: Morning checklist for localhost
+        morning_check_items: []
+    - name: "3. Check backup status"
+      ansible.builtin.include_role:
+        name: quantops.platform.morning_check
+        tasks_from: backup_status
+    - name: "4. Review alert log"
+      ansible.builtin.include_role:
+        name: quantops.platform.morning_check
+        tasks_from: server_log
+    - name: Report
+      ansible.builtin.include_role:
+        name: quantops.platform.morning_check
+        tasks_from: report
+"""
+
+
+def test_backup_status_and_server_log_read_the_host_files(tmp_path):
+    """Steps 3 and 4 on real files: the backup jobs' metric files and a server log with a PANIC line."""
+    metrics = tmp_path / 'metrics'
+    metrics.mkdir()
+    (metrics / 'quantops_backup_pg_dump.prom').write_text(
+        'quantops_backup_last_success_timestamp_seconds{tool="pg_dump",type="dump"} 1000000000\n'
+        'quantops_backup_last_success_timestamp_seconds{tool="pgbackrest",type="drill"} 4000000000\n')
+    (metrics / 'other.prom').write_text('quantops_backup_last_success_timestamp_seconds{tool="pgbackrest",type="full"} 4000000000\n')
+    log = tmp_path / 'postgresql.log'
+    log.write_text('2026-12-07 10:00:00 UTC [1] ERROR:  relation "x" does not exist\n'
+                   '2026-12-07 10:00:01 UTC [2] FATAL:  password authentication failed\n'
+                   '2026-12-07 10:00:02 UTC [3] PANIC:  could not write to file\n'
+                   '2026-12-07 10:00:03 UTC [4] LOG:  checkpoint complete\n')
+    result = run_playbook(tmp_path, HOST_STEPS_PLAY, {'morning_check_backup_metrics_dir': str(metrics),
+                                                      'morning_check_server_log': str(log)})
+    out = result.stdout
+    # quantops_backup_*.prom only (not other.prom), database backups only (not the drill): the 2001 dump is old
+    assert re.search(u'\u26a0 Backup age: [0-9.]+ h since the newest successful backup \\(pg_dump on localhost\\) '
+                     u'\\(warning > 24 h\\)', out), out
+    assert u'\u2717 Server log: 3 ERROR/FATAL/PANIC lines (1 PANIC) in %s (critical > 0 PANIC lines)' % log in out
+    assert result.returncode != 0 and '1 critical item(s) on localhost' in out
