@@ -91,7 +91,7 @@ def test_monthly_reports_the_size_trend_of_the_second_run():
     assert item(second, r"1\. Compress old chunks: .*")
     assert item(second, r"2\. ANALYZE: ANALYZE in [\d.]+ s.*")
     size = item(second, r"3\. Database size quant_platform: .*")
-    assert re.search(r": [\d.]+ (MB|GB), [+-][\d.]+ (bytes|kB|MB) since \d{4}-\d{2}-\d{2} [\d:]+\+00 \(less than a day: no daily rate\)$",
+    assert re.search(r": [\d.]+ (MB|GB), [+-][\d.]+ (bytes|kB|MB) since \d{4}-\d{2}-\d{2} [\d:]+[+-]\d{2}(:\d{2})? \(less than a day: no daily rate\)$",
                      size), size
     assert item(second, r"3\. Size of ohlcv_data: .*")
 
