@@ -177,12 +177,12 @@ def evening(results, day, ohlcv_avg_ms=200, ohlcv_max_ms=1000):
     ]
 
 
-# --- weekly / monthly statements (postgresql_maintenance) ---------------------
+# --- weekly / monthly steps (postgresql_maintenance) --------------------------
 
-def statements(result, name, empty):
-    """One check per statement of a quantops.platform.postgresql_maintenance result; ``empty`` when none."""
+def steps(result, name, empty):
+    """One check per step of a quantops.platform.postgresql_maintenance result; ``empty`` when none."""
     items = []
-    for stmt in _list(_dict(result, 'result').get('statements'), 'statements'):
+    for stmt in _list(_dict(result, 'result').get('steps'), 'steps'):
         reason = (' (%s)' % stmt['reason']) if stmt.get('reason') else ''
         if stmt.get('status') == 'ok':
             items.append(_check(name, 'ok', '%s in %s s%s' % (stmt['sql'], stmt.get('seconds'), reason)))
@@ -269,10 +269,10 @@ def monthly(results, host, database, compress_older_than='', failed=None):
         items.append(_check('1. Compress old chunks', 'warning',
                             'skipped: no hypertable has compression enabled (timescaledb_hypertable compression)'))
     analyze = results.get('analyze')
-    if analyze is None or 'statements' not in _dict(analyze, 'analyze'):
+    if analyze is None or 'steps' not in _dict(analyze, 'analyze'):
         items.append(_check('2. ANALYZE', 'critical', 'not run'))
     else:
-        items.extend(statements(analyze, '2. ANALYZE', 'nothing to analyze'))
+        items.extend(steps(analyze, '2. ANALYZE', 'nothing to analyze'))
     row = (_list(_dict(results.get('sizes'), 'sizes').get('query_result'), 'sizes.query_result') or [{}])[0]
     size = int(row.get('database_bytes') or 0)
     if size <= 0:
@@ -400,7 +400,7 @@ class FilterModule(object):
             'maintenance_server_log': server_log,
             'maintenance_prometheus': prometheus,
             'maintenance_evening': evening,
-            'maintenance_statements': statements,
+            'maintenance_steps': steps,
             'maintenance_weekly': weekly,
             'maintenance_monthly': monthly,
             'maintenance_security_audit': security_audit,

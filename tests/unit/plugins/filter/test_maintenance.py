@@ -35,7 +35,7 @@ def statuses(items):
 def test_every_filter_is_registered():
     assert sorted(mf.FilterModule().filters()) == sorted([
         'maintenance_backup_age', 'maintenance_server_log', 'maintenance_prometheus', 'maintenance_evening',
-        'maintenance_statements', 'maintenance_weekly', 'maintenance_monthly', 'maintenance_security_audit',
+        'maintenance_steps', 'maintenance_weekly', 'maintenance_monthly', 'maintenance_security_audit',
         'maintenance_size_samples', 'maintenance_growth'])
 
 
@@ -140,17 +140,17 @@ def test_evening_refuses_a_bad_day():
 
 # --- weekly -------------------------------------------------------------------
 
-def test_statements_ok_not_run_failed_and_empty():
-    result = {'statements': [
+def test_steps_ok_not_run_failed_and_empty():
+    result = {'steps': [
         {'sql': 'VACUUM (ANALYZE) "public"."t"', 'status': 'ok', 'seconds': 0.5, 'reason': 'named'},
         {'sql': 'VACUUM (ANALYZE) "public"."u"', 'status': 'not_run', 'seconds': None, 'reason': 'dead tuples 50 %'},
         {'sql': 'REINDEX INDEX CONCURRENTLY "public"."i"', 'status': 'failed', 'error': 'lock timeout'},
     ]}
-    items = mf.statements(result, '1. VACUUM', 'none')
+    items = mf.steps(result, '1. VACUUM', 'none')
     assert statuses(items) == ['ok', 'unknown', 'critical']
     assert items[0]['display'] == 'VACUUM (ANALYZE) "public"."t" in 0.5 s (named)'
     assert items[1]['message'] == 'would run (check mode): VACUUM (ANALYZE) "public"."u" (dead tuples 50 %)'
-    assert mf.statements({'statements': []}, '2. REINDEX', 'no bloated index') == [
+    assert mf.steps({'steps': []}, '2. REINDEX', 'no bloated index') == [
         {'name': '2. REINDEX', 'status': 'ok', 'display': 'no bloated index', 'message': ''}]
 
 
@@ -188,7 +188,7 @@ def test_monthly_growth_per_day_since_the_host_s_last_line():
     history = ('2026-11-01 10:00:00+00,db1,quant_platform,1073741824\n'
                '2026-12-01 10:00:00+00,db1,quant_platform,2147483648\n'
                '2026-12-10 10:00:00+00,db2,quant_platform,1\n')
-    items = mf.monthly({'chunks': CHUNKS_APACHE, 'compressed': {'skipped': True}, 'analyze': {'statements': []},
+    items = mf.monthly({'chunks': CHUNKS_APACHE, 'compressed': {'skipped': True}, 'analyze': {'steps': []},
                         'sizes': SIZES, 'history': history}, 'db1', 'quant_platform', '1 year')
     size = [i for i in items if i['name'] == '3. Database size quant_platform'][0]
     assert size['display'] == '3 GB, +1 GB since 2026-12-01 10:00:00+00 = 102.4 MB/day'
@@ -198,7 +198,7 @@ def test_monthly_growth_per_day_since_the_host_s_last_line():
 
 
 def test_monthly_first_measurement_and_less_than_a_day():
-    results = {'chunks': CHUNKS_APACHE, 'analyze': {'statements': []}, 'sizes': SIZES}
+    results = {'chunks': CHUNKS_APACHE, 'analyze': {'steps': []}, 'sizes': SIZES}
     assert 'first measurement' in mf.monthly(dict(results, history=''), 'db1', 'quant_platform')[3]['display']
     same_day = '2026-12-11 09:00:00+00,db1,quant_platform,%d\n' % (4 * 1024 ** 3)
     display = mf.monthly(dict(results, history=same_day), 'db1', 'quant_platform')[3]['display']
