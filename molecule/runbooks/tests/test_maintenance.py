@@ -107,8 +107,8 @@ def test_quarterly_audits_and_projects_the_measured_growth(host):
     growth = run("maintenance_quarterly_growth")
     assert_fails_only_on_a_critical_item(growth)
     line = item(growth, r"3\. Disk growth projection: .*")
-    # 10 MiB over 30 days
-    assert re.search(r"growth 341\.\d kB/day \(least squares over 2 samples, 30 days\), in 180 days", line), line
+    # 1 MiB over 30 days
+    assert re.search(r"growth 34\.\d kB/day \(least squares over 2 samples, 30 days\), in 180 days", line), line
     samples = host.file("/var/lib/postgresql/quantops/size_samples.csv")
     assert samples.user == "postgres" and samples.mode == 0o640
     assert len(samples.content_string.splitlines()) == 2
