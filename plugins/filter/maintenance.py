@@ -61,7 +61,9 @@ def _dict(value, what):
 
 
 def _skipped(result):
-    return bool(_dict(result, 'result').get('skipped'))
+    # Ansible's flag of a task skipped by its condition: True.  timescaledb_chunks returns a list
+    # `skipped` (actions it left out and why) - that result is not a skipped task.
+    return _dict(result, 'result').get('skipped') is True
 
 
 def _day(text, what):

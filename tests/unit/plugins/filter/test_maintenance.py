@@ -167,6 +167,9 @@ def test_weekly_drop_needs_confirmation_and_no_check_mode():
     # confirmed but in check mode: the module ran in check mode, nothing was dropped
     assert mf.weekly(base, '5 years', True, 1000, True)[2]['status'] == 'warning'
     assert mf.weekly(dict(base, drop={'would_drop': []}), '5 years')[2]['display'] == 'no chunk older than 5 years'
+    # timescaledb_chunks' own `skipped` list is not a skipped task
+    listed = dict(base, drop={'would_drop': [{'chunk': 'c1'}], 'skipped': ['compression: Apache build']})
+    assert mf.weekly(listed, '5 years')[2]['status'] == 'warning'
 
 
 def test_weekly_without_pg_stat_statements():
