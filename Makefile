@@ -15,7 +15,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -25,15 +25,27 @@ bootstrap: host venv image link
 host:
 	bash scripts/bootstrap-host.sh
 
+# requirements.txt: what the collection runs on the controller; requirements-dev.txt:
+# that plus the test and build tools.
 venv: $(BIN)/.requirements.stamp link
-$(BIN)/.requirements.stamp: requirements.txt
+$(BIN)/.requirements.stamp: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 image: host
 	bash scripts/build-image.sh
+
+# The execution environment (ee/execution-environment.yml, docs/execution_environment.md):
+# ansible-builder on the test bed's Debian 13 image, tagged by a hash of its inputs.
+ee: host venv
+	bash scripts/build-ee.sh
+
+# The EE runs quantops.platform.incidents.data_quality through ansible-runner against a
+# server container of its own (tests/ee; builds the EE first if its inputs changed).
+ee-test: host venv
+	$(BIN)/pytest tests/ee -q -p no:cacheprovider
 
 link:
 	mkdir -p $(dir $(LINK))
@@ -53,7 +65,7 @@ lab: bootstrap market-data
 lab-down: venv
 	ansible-playbook $(LAB) playbooks/lab/down.yml
 
-test: test-quick molecule
+test: test-quick ee-test molecule
 
 # promtool first: it unpacks the promtool a unit test of the backup metrics uses.
 test-quick: promtool unit packaging lint sanity
@@ -74,7 +86,9 @@ promtool: host venv
 lint: venv
 	# Its cache dir comes first in the collections path: keep it in the checkout so
 	# a copy Molecule left in ~/.ansible/collections never shadows the tree.
-	ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --offline
+	# MOLECULE_PROJECT_DIRECTORY: the scenarios import the lab's data loader from
+	# the project Molecule runs in, as Molecule sets it.
+	MOLECULE_PROJECT_DIRECTORY=$(CURDIR) ANSIBLE_HOME=$(CURDIR)/.ansible ansible-lint --offline
 
 sanity: venv
 	bash scripts/sanity.sh

@@ -20,7 +20,7 @@ if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf \
     || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
   apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
+  apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >/dev/null
 fi
 conf=/etc/containers/containers.conf
 want='[containers]

@@ -30,8 +30,15 @@ BUNDLED = pathlib.Path(__import__("ansible_collections").__path__[0])
 # What must never be in the tarball: the test bed, the lab, benchmarks, tooling.
 NOT_SHIPPED = [
     "molecule/", "tests/", "bench/", "scripts/", "runner/", "reports/", ".ci/", ".config/",
-    ".ansible/", "inventories/", "playbooks/lab/", "Makefile", "ansible.cfg", "requirements.txt",
+    ".ansible/", "inventories/", "playbooks/lab/", "Makefile", "ansible.cfg", "requirements-dev.txt",
     "requirements-dev.yml",
+]
+# What the controller needs, as ansible-builder reads it (meta/execution-environment.yml names the
+# two files at the root), and the execution environment's definition.
+SHIPPED = [
+    "COPYING", "README.md", "meta/runtime.yml", "roles/postgresql/meta/argument_specs.yml",
+    "plugins/modules/postgresql_health_info.py", "playbooks/site.yml",
+    "meta/execution-environment.yml", "requirements.txt", "bindep.txt", "ee/execution-environment.yml",
 ]
 # A task keyword or a module option is never namespace.collection.name: keys of that shape in task
 # lists are actions (modules or action plugins).
@@ -82,8 +89,7 @@ def test_tarball_holds_the_collection_and_not_the_test_bed(package):
     for path in NOT_SHIPPED:
         shipped = [n for n in names if n == path.rstrip("/") or n.startswith(path)]
         assert not shipped, f"{path} is in the tarball: {shipped[:5]}"
-    for path in ["COPYING", "README.md", "meta/runtime.yml", "roles/postgresql/meta/argument_specs.yml",
-                 "plugins/modules/postgresql_health_info.py", "playbooks/site.yml"]:
+    for path in SHIPPED:
         assert path in names, f"{path} is missing from the tarball"
 
 

@@ -29,7 +29,8 @@ DB, MON = "qp-default-db", "qp-default-mon"
 
 # Every port a host may have open, with what answers there.  Anything else open is a finding.
 EXPECTED_PORTS = {
-    DB: {5432: "postgresql", 9100: "node exporter", 9187: "postgres exporter"},
+    DB: {5432: "postgresql", 6379: "redis (TLS)", 9100: "node exporter", 9121: "redis exporter",
+         9187: "postgres exporter"},
     MON: {9090: "prometheus", 9093: "alertmanager", 9100: "node exporter"},
 }
 # HTTP requests an anonymous client must not get answered (method, path).
@@ -37,6 +38,7 @@ HTTP_PROBES = {
     9090: [("GET", "/api/v1/query?query=up"), ("GET", "/metrics"), ("GET", "/api/v1/targets")],
     9093: [("GET", "/api/v2/status"), ("GET", "/api/v2/silences"), ("POST", "/api/v2/silences")],
     9100: [("GET", "/metrics")],
+    9121: [("GET", "/metrics")],
     9187: [("GET", "/metrics")],
 }
 SILENCE = json.dumps({"matchers": [{"name": "alertname", "value": ".*", "isRegex": True}],

@@ -23,6 +23,8 @@ WATCHED = [
     ("mon", "/etc/prometheus/prometheus.yml"),
     ("mon", "/etc/prometheus/alertmanager.yml"),
     ("mon", "/etc/grafana/provisioning/dashboards/quantops.yml"),
+    ("db", "/etc/redis/redis.conf"),
+    ("db", "/etc/redis/users.acl"),
 ]
 NOT_JSON_DIR = tempfile.mkdtemp(prefix="qp-bad-dashboard-")
 with open(os.path.join(NOT_JSON_DIR, "broken.json"), "w", encoding="utf-8") as handle:
@@ -78,6 +80,16 @@ CASES = {
     "SLO objective above 100 %": (
         {"prometheus_slos": [{"name": "api_gateway", "objective": 100.5}]},
         "SLO api_gateway has objective 100.5"),
+    # Issue 20: Redis.
+    "Redis maxmemory above the host's memory": (
+        {"redis_maxmemory": "64gb"},
+        "redis_maxmemory=64gb (65536.0 MiB) is more than this host has"),
+    "Redis eviction policy that does not exist": (
+        {"redis_maxmemory_policy": "allkeys-lruu"},
+        "redis_maxmemory_policy='allkeys-lruu' must be one of: noeviction, allkeys-lru"),
+    "Redis ACL user without a password": (
+        {"redis_users": [{"name": "trading"}]},
+        "redis_users: trading - an ACL user needs a name"),
     "dashboard file that is not JSON": (
         {"grafana_dashboards_extra_dirs": [NOT_JSON_DIR]},
         "Dashboards Grafana could not load as they are: "),

@@ -109,7 +109,7 @@ def test_every_target_of_every_job_is_up(prometheus):
     jobs = {}
     for target in targets:
         jobs.setdefault(target["labels"]["job"], []).append(target)
-    assert sorted(jobs) == ["alertmanager", "node", "postgres", "prometheus"]
+    assert sorted(jobs) == ["alertmanager", "node", "postgres", "prometheus", "redis"]
     assert len(jobs["node"]) == 2 and len(jobs["postgres"]) == 1
     down = ["%s %s: %s" % (t["labels"]["job"], t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"]
     assert down == []

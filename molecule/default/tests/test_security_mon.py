@@ -199,7 +199,7 @@ def test_every_prometheus_target_is_scraped_over_https_and_up():
     status, body = _request(_url(MON_NAME, 9090, "/api/v1/targets?state=active"), auth, context=_context())
     assert status == 200
     targets = json.loads(body)["data"]["activeTargets"]
-    assert sorted({t["labels"]["job"] for t in targets}) == ["alertmanager", "node", "postgres", "prometheus"]
+    assert sorted({t["labels"]["job"] for t in targets}) == ["alertmanager", "node", "postgres", "prometheus", "redis"]
     assert [t["scrapeUrl"] for t in targets if not t["scrapeUrl"].startswith("https://")] == []
     assert ["%s: %s" % (t["scrapeUrl"], t["lastError"]) for t in targets if t["health"] != "up"] == []
     status, body = _request(_url(MON_NAME, 9090, "/api/v1/alertmanagers"), auth, context=_context())
@@ -313,7 +313,7 @@ BAD_INPUT = {
     "Alertmanager without a password": (
         {"alertmanager_web_password": "",
          "prometheus_scrape_basic_auth": {job: {"username": "u", "password": "not-used-preflight-only"}
-                                          for job in ("alertmanager", "node", "postgres")}},
+                                          for job in ("alertmanager", "node", "postgres", "redis")}},
         "alertmanager_web_password is not set, or not a string of 12 to 72"),
     "node exporter without authentication": (
         {"node_exporter_web_auth": {}}, "node_exporter_web_auth is empty"),

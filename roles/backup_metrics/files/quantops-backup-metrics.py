@@ -8,8 +8,8 @@ quantops.platform.backup_metrics; every backup job of the platform (pgBackRest,
 pg_dump, tarballs, restore drills) reports through it, so the metric names,
 labels and files are the same for all of them:
 
-    quantops-backup-metrics --tool pgbackrest|pg_dump|tarball --target NAME
-        --type full|diff|incr|dump|tarball|drill|verify [--exit-status N]
+    quantops-backup-metrics --tool pgbackrest|pg_dump|tarball|redis --target NAME
+        --type full|diff|incr|dump|tarball|drill|verify|rdb [--exit-status N]
         [--duration SECONDS] [--size BYTES] [--started EPOCH] [--verified]
         [--rto SECONDS] [--rpo SECONDS] [--textfile-dir DIR]
 
@@ -59,8 +59,8 @@ import time
 DEFAULT_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"
 CONFIG_FILE = "/etc/default/quantops-backup-metrics"
 
-TOOLS = ("pgbackrest", "pg_dump", "tarball")
-TYPES = ("full", "diff", "incr", "dump", "tarball", "drill", "verify")
+TOOLS = ("pgbackrest", "pg_dump", "tarball", "redis")
+TYPES = ("full", "diff", "incr", "dump", "tarball", "drill", "verify", "rdb")
 LABELS = ("tool", "target", "type")
 
 # name -> HELP text, in the order they are written.

@@ -28,7 +28,7 @@ Per database, run:
      <name>.age, the .sha256 is of that file, and the plaintext is removed (it
      only ever exists as the hidden .partial of the running job).  The host
      needs no private key: restores decrypt with the identity from the
-     inventory (playbooks/backup/tasks/restore_dump.yml);
+     inventory (role quantops.platform.restore, entry point dump);
   4. optional offsite copy (aws s3 cp or rclone copyto) on the configured weekdays;
   5. retention - only after a verified dump of that database in this run:
      delete dumps older than retention_days, but never the newest verified
