@@ -52,6 +52,14 @@ def _list(value, what):
     return list(value)
 
 
+def _rows(value, what):
+    # community.postgresql.postgresql_query returns a query that found no row as an empty dict
+    # (query_result: {}, query_all_results: [{}]), not as an empty list.
+    if isinstance(value, dict) and not value:
+        return []
+    return _list(value, what)
+
+
 def _dict(value, what):
     if value is None:
         return {}
@@ -147,7 +155,7 @@ def evening(results, day, ohlcv_avg_ms=200, ohlcv_max_ms=1000):
     """The three end-of-day checks from the registered ``results`` {ingest, quality, perf} of ``day``."""
     results = _dict(results, 'results')
     weekend = _day(day, 'day').isoweekday() > 5
-    rows = _list(_dict(results.get('ingest'), 'ingest').get('query_result'), 'ingest.query_result')
+    rows = _rows(_dict(results.get('ingest'), 'ingest').get('query_result'), 'ingest.query_result')
     if rows:
         collected = ', '.join('%s %s tickers / %s rows' % (r['region'], r['tickers_updated'], r['total_rows']) for r in rows)
     elif weekend:
@@ -156,7 +164,7 @@ def evening(results, day, ohlcv_avg_ms=200, ohlcv_max_ms=1000):
         collected = 'no rows on a weekday: market holiday, or ingestion missing'
     quality = _dict(results.get('quality'), 'quality')
     perf = _dict(results.get('perf'), 'perf')
-    ohlcv = [r for r in _list(perf.get('query_result'), 'perf.query_result') if r.get('query_type') == 'OHLCV Query']
+    ohlcv = [r for r in _rows(perf.get('query_result'), 'perf.query_result') if r.get('query_type') == 'OHLCV Query']
     if 'query_result' not in perf:
         perf_status, perf_display = 'unknown', ''
     elif not ohlcv:
@@ -226,7 +234,7 @@ def weekly(results, drop_chunks_older_than='', drop_chunks_confirm=False, slow_s
     if slow is None or _skipped(slow):
         items.append(_check('4. Slow statements', 'unknown', message='pg_stat_statements not installed'))
     else:
-        rows = _list(_dict(slow, 'slow').get('query_result'), 'slow.query_result')
+        rows = _rows(_dict(slow, 'slow').get('query_result'), 'slow.query_result')
         items.append(_check('4. Slow statements', 'warning' if rows else 'ok',
                             '%d with mean > %s ms (read before the reset)' % (len(rows), slow_statement_ms)))
     return items
@@ -275,7 +283,7 @@ def monthly(results, host, database, compress_older_than='', failed=None):
         items.append(_check('2. ANALYZE', 'critical', 'not run'))
     else:
         items.extend(steps(analyze, '2. ANALYZE', 'nothing to analyze'))
-    row = (_list(_dict(results.get('sizes'), 'sizes').get('query_result'), 'sizes.query_result') or [{}])[0]
+    row = (_rows(_dict(results.get('sizes'), 'sizes').get('query_result'), 'sizes.query_result') or [{}])[0]
     size = int(row.get('database_bytes') or 0)
     if size <= 0:
         items.append(_check('3. Database size', 'critical', 'not measured'))
@@ -304,7 +312,7 @@ def security_audit(query_results, read_only_roles=(), allowed_superusers=('postg
     sets = _list(query_results, 'query_results')
     if len(sets) != 4:
         raise AnsibleFilterError('security_audit expects 4 result sets (grants, expiring, superusers, hba), got %d' % len(sets))
-    grants, expiring, supers, hba = [_list(rows, 'result set') for rows in sets]
+    grants, expiring, supers, hba = [_rows(rows, 'result set') for rows in sets]
     read_only_roles, allowed = list(read_only_roles or []), list(allowed_superusers or [])
     ro_writes = [g for g in grants if g['grantee'] in read_only_roles and g['privilege_type'] in WRITE_PRIVILEGES]
     # The catalogs' own grants (PostgreSQL's, TimescaleDB's) are defaults, not findings.

@@ -138,6 +138,15 @@ def test_evening_refuses_a_bad_day():
         mf.evening(evening_results(), '31.12.2018')
 
 
+def test_evening_no_row_as_community_postgresql_returns_it():
+    # postgresql_query returns a query that found no row as query_result: {} (seen on the runbooks scenario
+    # right after pg_stat_statements_reset(): the timings query found no statement with more than 10 calls)
+    items = mf.evening({'ingest': {'query_result': {}, 'rowcount': 0}, 'quality': {'status': 'ok'},
+                        'perf': {'query_result': {}, 'rowcount': 0}}, '2018-12-31')
+    assert statuses(items) == ['warning', 'ok', 'ok']
+    assert items[2]['display'] == 'no OHLCV statement with more than 10 calls yet'
+
+
 # --- weekly -------------------------------------------------------------------
 
 def test_steps_ok_not_run_failed_and_empty():
@@ -177,6 +186,16 @@ def test_weekly_without_pg_stat_statements():
                        'drop': {'skipped': True}, 'slow': {'skipped': True}})
     assert statuses(items) == ['unknown', 'unknown']
     assert 'not installed' in items[0]['message'] and 'not installed' in items[1]['message']
+
+
+def test_weekly_no_slow_statement_as_community_postgresql_returns_it():
+    # query_result: {} - the weekly check-mode run after the scenario's real run had reset pg_stat_statements
+    items = mf.weekly({'pgss': {'rowcount': 1}, 'reset': {'skipped': True}, 'chunks': {'hypertables': []},
+                       'drop': {'skipped': True}, 'slow': {'query_result': {}, 'rowcount': 0}}, '5 years', False, 1000, True)
+    assert items[-1] == {'name': '4. Slow statements', 'status': 'ok', 'message': '',
+                         'display': '0 with mean > 1000 ms (read before the reset)'}
+    with pytest.raises(AnsibleFilterError, match='slow.query_result must be a list'):
+        mf.weekly({'pgss': {'rowcount': 1}, 'slow': {'query_result': {'queryid': 1}}})
 
 
 # --- monthly ------------------------------------------------------------------
@@ -228,6 +247,12 @@ def test_security_audit_clean():
     items = mf.security_audit([GRANTS, [], [{'rolname': 'postgres'}], HBA_OK], ['reporting'], ['postgres'], 30)
     assert statuses(items) == ['ok', 'ok', 'ok', 'ok']
     assert items[0]['display'] == "1 grants on the platform's tables to reporting"   # catalog grants are not findings
+
+
+def test_security_audit_empty_result_sets_as_community_postgresql_returns_them():
+    # query_all_results holds {} for a set without a row (no expiring password here)
+    items = mf.security_audit([GRANTS, {}, [{'rolname': 'postgres'}], HBA_OK], ['reporting'], ['postgres'], 30)
+    assert statuses(items) == ['ok', 'ok', 'ok', 'ok']
 
 
 def test_security_audit_findings():
