@@ -93,18 +93,17 @@ lint: venv
 sanity: venv
 	bash scripts/sanity.sh
 
-# Molecule installs a copy of the collection into the first collections path:
-# point it at ~/.ansible/collections, never at the .build link to this checkout.
 # Scenarios: default (the whole stack of site.yml on a database and a monitoring
 # host), backup_restore (pgBackRest, dumps, restores, drill, faults), runbooks
 # (maintenance and incident playbooks on seeded problems).  One of them:
 #   make molecule MOLECULE_SCENARIOS=runbooks
+# scripts/molecule_run.py runs MOLECULE_JOBS scenarios at a time, each with its
+# own collections path (Molecule installs a copy of the collection into the first
+# one) and its log in .build/molecule/; the longest scenario goes first.
 MOLECULE_SCENARIOS ?= default backup_restore runbooks
+MOLECULE_JOBS ?= 2
 molecule: bootstrap market-data
-	for scenario in $(MOLECULE_SCENARIOS); do \
-	  podman rm -f qp-$$scenario-probe >/dev/null 2>&1 || true; \
-	  ANSIBLE_COLLECTIONS_PATH=$(HOME)/.ansible/collections molecule test -s $$scenario || exit 1; \
-	done
+	$(BIN)/python scripts/molecule_run.py --jobs $(MOLECULE_JOBS) $(MOLECULE_SCENARIOS)
 
 # Benchmarks (not part of make test; results in bench/results/*.json):
 #   bench-backup        pgBackRest backup/restore MB/s on two containers of its own,
