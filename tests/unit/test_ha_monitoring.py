@@ -19,19 +19,15 @@ pytest's tmp directory) for two inventories:
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from ansible_collections.quantops.platform.tests.unit.test_monitoring_security import SECRET, render_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS = ROOT / "roles" / "prometheus"
 TLS = "/etc/prometheus/prometheus_tls"
-SECRET = "unit-Test-prom-Pw-1234"
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
 SINGLE = {"all": {"children": {"monitoring": {"hosts": {"mon1": LOCAL}},
                                "database": {"hosts": {"db1": LOCAL}}}}}
@@ -50,32 +46,12 @@ def _cluster(db3_address=None):
 
 
 def _render(tmp, inventory, extra=None):
-    tmp = Path(tmp)
-    out = tmp / "prometheus.yml"
-    play = {"name": "Render prometheus.yml", "hosts": "mon1", "gather_facts": False,
-            "vars_files": [str(PROMETHEUS / "defaults" / "main.yml"), str(PROMETHEUS / "vars" / "main.yml")],
-            "vars": {"role_path": str(PROMETHEUS), "prometheus_listen_address": "10.0.0.2:9090", "prometheus_slos": []},
-            "tasks": [{"name": "Render", "ansible.builtin.template": {
-                "src": str(PROMETHEUS / "templates" / "prometheus.yml.j2"), "dest": str(out), "mode": "0600"}}]}
-    variables = {"prometheus_web_password": SECRET,
-                 "prometheus_scrape_basic_auth": {
-                     "alertmanager": {"username": "alertmanager", "password": SECRET + "-am"},
-                     "node": {"username": "prometheus", "password": SECRET + "-node"},
-                     "postgres": {"username": "prometheus", "password": SECRET + "-pg"},
-                     "haproxy": {"username": "prometheus", "password": SECRET + "-ha"},
-                     "pgbouncer": {"username": "prometheus", "password": SECRET + "-pgb"}}}
+    """prometheus.yml for mon1 of the inventory, with scrape credentials for every job that needs them."""
+    variables = {"prometheus_scrape_basic_auth": dict(
+        {job: {"username": "prometheus", "password": SECRET + "-" + job} for job in ("node", "postgres", "haproxy", "pgbouncer")},
+        alertmanager={"username": "alertmanager", "password": SECRET + "-am"})}
     variables.update(extra or {})
-    (tmp / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False), encoding="utf-8")
-    (tmp / "inventory.yml").write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
-    (tmp / "vars.json").write_text(json.dumps(variables), encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_RETRY_FILES_ENABLED="false")
-    cmd = [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(tmp / "inventory.yml"),
-           "-e", "@" + str(tmp / "vars.json"), str(tmp / "play.yml")]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(tmp), timeout=300, check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    text = out.read_text(encoding="utf-8")
-    return text, yaml.safe_load(text)
+    return render_prometheus(tmp, variables, inventory=inventory)
 
 
 def _jobs(config):
