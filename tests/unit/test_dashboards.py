@@ -34,7 +34,8 @@ metric_names = _PROMQL.metric_names
 
 ROLE = ROOT / "roles" / "grafana"
 DASHBOARDS = ROLE / "files" / "dashboards"
-EXPECTED = ["api", "backtest", "backups", "database", "postgres-monitoring", "redis", "risk", "system", "trading-overview"]
+EXPECTED = ["api", "backtest", "backups", "database", "ha", "postgres-monitoring", "redis", "risk", "system",
+            "trading-overview"]
 
 # Seed 002, "Grafana Dashboard Usage": 15 visualization panels in 5 groups.
 SEED_002_GROUPS = {
@@ -65,7 +66,8 @@ REQUIRED_METRICS = QUANTOPS_METRICS | {
 }
 # Metric name families the dashboards may use: exporters, then the seeds' applications.
 ALLOWED_PREFIXES = ("node_", "pg_", "pgbackrest_", "process_", "quantops_", "postgres_", "quant_", "trading_", "risk_",
-                    "execution_", "market_data_", "http_", "redis_")
+                    "execution_", "market_data_", "http_", "redis_", "patroni_", "etcd_", "haproxy_", "pgbouncer_",
+                    "quantops:")
 ALLOWED_NAMES = {"up"}
 GAUGES = QUANTOPS_METRICS | {"pg_up", "pg_database_size_bytes", "pg_stat_activity_count", "pg_locks_count",
                              "node_memory_MemAvailable_bytes", "node_filesystem_avail_bytes", "node_load1",

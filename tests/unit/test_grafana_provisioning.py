@@ -343,7 +343,7 @@ def _dash(uid="d1", panels=None, **extra):
 
 def test_check_accepts_the_builtin_dashboards():
     files = sorted((ROLE / "files" / "dashboards").glob("*.json"))
-    assert len(files) == 9
+    assert len(files) == 10
     assert CHECK.grafana_dashboard_problems([str(f) for f in files], UIDS) == []
 
 

@@ -53,12 +53,12 @@ def _run(tmp, inventory, play, extra_vars):
     return result
 
 
-def render_prometheus(tmp, extra=None, db_address=None):
-    """prometheus.yml for host mon1 of an inventory mon1 (monitoring) + db1 (database)."""
+def render_prometheus(tmp, extra=None, db_address=None, inventory=None):
+    """prometheus.yml for host mon1 of an inventory mon1 (monitoring) + db1 (database), or of the given one."""
     local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
     db = dict(local, **({"prometheus_target_address": db_address} if db_address else {}))
-    inventory = {"all": {"children": {"monitoring": {"hosts": {"mon1": local}},
-                                      "database": {"hosts": {"db1": db}}}}}
+    inventory = inventory or {"all": {"children": {"monitoring": {"hosts": {"mon1": local}},
+                                                   "database": {"hosts": {"db1": db}}}}}
     out = Path(tmp) / "prometheus.yml"
     play = {"name": "Render prometheus.yml", "hosts": "mon1", "gather_facts": False,
             "vars_files": [str(PROMETHEUS / "defaults" / "main.yml"), str(PROMETHEUS / "vars" / "main.yml")],

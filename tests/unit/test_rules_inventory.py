@@ -82,6 +82,7 @@ SEVERITIES = {"critical", "warning", "info"}
 
 # Metric families the rules may use: exporters, Prometheus/Alertmanager, the seeds' applications.
 ALLOWED_PREFIXES = ("node_", "pg_", "quantops_", "postgres_", "prometheus_", "alertmanager_", "quant_", "trading_", "redis_",
+                    "patroni_", "etcd_", "haproxy_", "pgbouncer_", "quantops:",
                     "risk_", "execution_", "market_data_", "http_", "slo:")
 ALLOWED_NAMES = {"up"}
 # Counters whose name does not end in _total/_count/_sum/_bucket.
