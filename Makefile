@@ -15,7 +15,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -111,9 +111,15 @@ molecule: bootstrap market-data
 #                       the disk reference, and the restore drill's RTO/RPO
 #   bench-data-quality  ohlcv_data_quality vs seed 002's SQL on a generated
 #                       BENCH_DQ_ROWS-row hypertable in the lab's db1 (make lab first)
+#   bench-queries       seed 002's query types (the benchmark runbook's role) on the seed's
+#                       size estimate (BENCH_Q_TICKERS tickers x 10 years), the role's tuned
+#                       configuration vs Debian's defaults in alternating rounds, plus
+#                       pgbench, on a container of its own (qp-qb-db)
 BENCH_BACKUP_MB ?= 2048
 BENCH_DQ_ROWS ?= 10000000
-bench: bench-backup bench-data-quality
+BENCH_Q_TICKERS ?= 1000
+BENCH_Q_ROUNDS ?= 3
+bench: bench-backup bench-data-quality bench-queries
 
 bench-backup: bootstrap market-data
 	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB)
@@ -122,6 +128,9 @@ bench-data-quality: bootstrap
 	@podman container exists db1 || { echo "bench-data-quality runs on the lab's db1: run make lab first" >&2; exit 1; }
 	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --password-file .lab/secrets/quant_app \
 	  --host $$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' db1)
+
+bench-queries: bootstrap
+	bash bench/query_benchmark.sh --tickers $(BENCH_Q_TICKERS) --rounds $(BENCH_Q_ROUNDS)
 
 clean:
 	rm -rf .build .cache/ansible-test

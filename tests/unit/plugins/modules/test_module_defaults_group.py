@@ -78,7 +78,7 @@ def test_runtime_group_lists_every_postgresql_module_and_extends_community():
             with open(os.path.join(root, 'plugins', 'modules', name)) as handle:
                 if '  - quantops.platform.postgres\n' in handle.read():
                     modules.append(name[:-3])
-    assert sorted(group[1:]) == sorted(modules) and len(modules) == 7     # every module with the connection options, and only those
+    assert sorted(group[1:]) == sorted(modules) and len(modules) == 8     # every module with the connection options, and only those
 
 
 def test_group_defaults_reach_both_collections(tmp_path):
