@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import importlib.machinery
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,3 +21,12 @@ def load_file(name, relative_path):
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
     return module
+
+
+def load_backup_job(name, relative_path):
+    """Load a backup job (pg_dump_backup's, redis_backup's) with quantops_backup importable, as on the host,
+    where role backup_metrics installs roles/backup_metrics/files/quantops_backup.py beside the jobs."""
+    shared = str(ROOT / "roles" / "backup_metrics" / "files")
+    if shared not in sys.path:
+        sys.path.insert(0, shared)
+    return load_file(name, relative_path)

@@ -24,12 +24,11 @@ import ssl
 
 import pytest
 import yaml
+from _helpers import CA_FILE, container_ip, read_secret
 
 testinfra_hosts = ["podman://qp-default-mon"]
 
 ROOT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
-SECRETS = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "secrets"
-CA_FILE = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "pki" / "ca.crt"
 RULES_DIR = ROOT / "roles" / "prometheus" / "files" / "rules"
 MON, DB = "qp-default-mon", "qp-default-db"
 
@@ -45,18 +44,6 @@ ABSENT_HERE = {
 }
 # Prefixes of exporter metrics (node, postgres, the platform's custom queries).
 EXPORTER_PREFIXES = ("node_", "pg_", "quantops_", "postgres_exporter_")
-
-
-def _ip(name):
-    out = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def _secret(name):
-    path = SECRETS / name
-    assert path.is_file(), "converge should have generated %s" % path
-    return path.read_text().split()[0]
 
 
 def _get(url, auth=None, timeout=10):
@@ -77,26 +64,26 @@ def _status(url, auth=None):
 
 @pytest.fixture(scope="module")
 def prometheus():
-    return "https://%s:9090" % _ip(MON)
+    return "https://%s:9090" % container_ip(MON)
 
 
 @pytest.fixture(scope="module")
 def alertmanager():
-    return "https://%s:9093" % _ip(MON)
+    return "https://%s:9093" % container_ip(MON)
 
 
 @pytest.fixture(scope="module")
 def scrape_auth():
-    return ("prometheus", _secret("scrape"))
+    return ("prometheus", read_secret("scrape"))
 
 
 @pytest.fixture(scope="module")
 def am_auth():
-    return ("alertmanager", _secret("alertmanager_web"))
+    return ("alertmanager", read_secret("alertmanager_web"))
 
 
 def _api(prometheus, path, **params):
-    auth = ("prometheus", _secret("prometheus_web"))
+    auth = ("prometheus", read_secret("prometheus_web"))
     status, body = _get(prometheus + path + ("?" + urllib.parse.urlencode(params) if params else ""), auth)
     assert status == 200
     data = json.loads(body)
@@ -155,14 +142,14 @@ def test_prometheus_sends_to_the_alertmanager(prometheus):
 
 @pytest.mark.parametrize("port", [9100, 9187])
 def test_exporters_refuse_scrapes_without_credentials(port, scrape_auth):
-    url = "https://%s:%d/metrics" % (_ip(DB), port)
+    url = "https://%s:%d/metrics" % (container_ip(DB), port)
     assert _status(url) == 401
     assert _status(url, ("prometheus", "not-the-password")) == 401
     assert _status(url, scrape_auth) == 200
 
 
 def test_postgres_exporter_reports_the_platform_metrics(scrape_auth):
-    body = _get("https://%s:9187/metrics" % _ip(DB), scrape_auth)[1]
+    body = _get("https://%s:9187/metrics" % container_ip(DB), scrape_auth)[1]
     assert "\npg_up 1\n" in body
     for name in ("quantops_ohlcv_freshness_seconds", "quantops_ohlcv_duplicate_rows", "quantops_hypertable_chunks"):
         assert "\n" + name + "{" in body, name
@@ -173,7 +160,7 @@ def test_every_dashboard_and_rule_expression_runs_on_the_live_prometheus(prometh
     script = ROOT / "scripts" / "promql_exprs.py"
     run = subprocess.run([sys.executable, str(script), "--rules", str(RULES_DIR), "--prometheus", prometheus,
                           "--ca-file", str(CA_FILE), "--user", "prometheus"],
-                         env=dict(os.environ, PROMETHEUS_PASSWORD=_secret("prometheus_web")),
+                         env=dict(os.environ, PROMETHEUS_PASSWORD=read_secret("prometheus_web")),
                          capture_output=True, text=True, timeout=600, check=False)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
     errors = ["%s %s: %s" % (x["file"], x.get("rule") or x.get("panel"), x.get("error")) for x in lines if x["status"] != "success"]

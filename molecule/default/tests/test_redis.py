@@ -18,12 +18,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from _helpers import CA_FILE, container_ip, read_secret
 
 testinfra_hosts = ["podman://qp-default-db"]
 
-EPHEMERAL = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-SECRETS = EPHEMERAL / "secrets"
-CA_FILE = EPHEMERAL / "pki" / "ca.crt"
 PROJECT = pathlib.Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", pathlib.Path(__file__).resolve().parents[3]))
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 DB, MON = "qp-default-db", "qp-default-mon"
@@ -32,14 +30,10 @@ SMALL_DIR = "/var/backups/quantops/redis-small"
 ENV = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
 
 
-def _secret(name):
-    return (SECRETS / name).read_text().split()[0]
-
-
 def cli(host, *args, db=0, stdin=None):
     """redis-cli on the socket as the admin user; the password only in the environment."""
     command = "REDISCLI_AUTH=%s redis-cli -s /run/redis/redis-server.sock --user quantops-admin --no-auth-warning -n %d %s" % (
-        shlex.quote(_secret("redis_admin")), db, " ".join(shlex.quote(str(a)) for a in args))
+        shlex.quote(read_secret("redis_admin")), db, " ".join(shlex.quote(str(a)) for a in args))
     if stdin is not None:
         command = "%s | %s" % (stdin, command)
     result = host.run(command)
@@ -62,12 +56,6 @@ def _newest_manifest(host, directory=BACKUP_DIR):
     return json.loads(host.file(name).content_string)
 
 
-def _ip(name):
-    out = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
 # --- the role ------------------------------------------------------------------------------------
 
 def test_redis_runs_with_seed_004_settings_and_no_open_default_user(host):
@@ -84,7 +72,7 @@ def test_redis_runs_with_seed_004_settings_and_no_open_default_user(host):
     # Passwords are on the host as SHA-256 only.
     acl = host.file("/etc/redis/users.acl")
     assert acl.mode == 0o640 and acl.group == "redis"
-    assert _secret("redis_admin") not in acl.content_string and _secret("redis_trading") not in acl.content_string
+    assert read_secret("redis_admin") not in acl.content_string and read_secret("redis_trading") not in acl.content_string
 
 
 def _redis_tls(address, password, context):
@@ -101,9 +89,9 @@ def _redis_tls(address, password, context):
 
 
 def test_network_clients_get_tls_only_checked_against_the_ca():
-    address = _ip(DB)
+    address = container_ip(DB)
     context = ssl.create_default_context(cafile=str(CA_FILE))
-    assert _redis_tls(address, _secret("redis_trading"), context) == "+OK\r\n+PONG\r\n"
+    assert _redis_tls(address, read_secret("redis_trading"), context) == "+OK\r\n+PONG\r\n"
     # Plain text on the same port: Redis drops it (no reply to a cleartext command).
     with socket.create_connection((address, 6379), timeout=10) as plain:
         plain.sendall(b"PING\r\n")
@@ -167,7 +155,7 @@ def test_backup_flushall_restore_brings_every_key_and_value_back(host):
     host.run("systemctl restart redis-server")
     for _attempt in range(30):
         if host.run("REDISCLI_AUTH=%s redis-cli -s /run/redis/redis-server.sock --user quantops-admin --no-auth-warning PING",
-                    _secret("redis_admin")).stdout.strip() == "PONG":
+                    read_secret("redis_admin")).stdout.strip() == "PONG":
             break
         time.sleep(1)
     assert {db: cli(host, "DBSIZE", db=db) for db in (0, 3)} == before
@@ -224,7 +212,7 @@ def test_a_backup_taken_while_writes_run_is_a_consistent_snapshot(host):
     """A writer sets w:1..w:N in order, each followed by w:last; the snapshot must hold every w:i up to its w:last."""
     writer = ("for i in $(seq 1 150000); do echo \"SET w:$i $i\"; echo \"SET w:last $i\"; done | "
               "REDISCLI_AUTH=%s redis-cli -s /run/redis/redis-server.sock --user quantops-admin --no-auth-warning -n 1 "
-              ">/dev/null" % shlex.quote(_secret("redis_admin")))
+              ">/dev/null" % shlex.quote(read_secret("redis_admin")))
     host.run("systemd-run --unit=qp-redis-writer --collect bash -c %s", writer)
     try:
         for _attempt in range(50):
@@ -288,9 +276,9 @@ def test_incident_runbook_reports_and_restarts_only_after_a_backup(host, tmp_pat
 
 def _am_alerts(name):
     request = urllib.request.Request(
-        "https://%s:9093/api/v2/alerts?filter=alertname%%3D%%22%s%%22" % (_ip(MON), name),
+        "https://%s:9093/api/v2/alerts?filter=alertname%%3D%%22%s%%22" % (container_ip(MON), name),
         headers={"Authorization": "Basic " + base64.b64encode(
-            ("alertmanager:%s" % _secret("alertmanager_web")).encode()).decode()})
+            ("alertmanager:%s" % read_secret("alertmanager_web")).encode()).decode()})
     context = ssl.create_default_context(cafile=str(CA_FILE))
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         return json.loads(response.read())
@@ -322,16 +310,16 @@ def test_exporter_needs_credentials_and_runs_as_its_own_user(host):
     pid = host.check_output("systemctl show --property=MainPID --value prometheus-redis-exporter")
     assert host.check_output("stat -c %%U /proc/%s", pid) == "redis-exporter"
     context = ssl.create_default_context(cafile=str(CA_FILE))
-    url = "https://%s:9121/metrics" % _ip(DB)
+    url = "https://%s:9121/metrics" % container_ip(DB)
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url, context=context, timeout=10)
     assert err.value.code == 401
     request = urllib.request.Request(url, headers={"Authorization": "Basic " + base64.b64encode(
-        ("prometheus:%s" % _secret("scrape")).encode()).decode()})
+        ("prometheus:%s" % read_secret("scrape")).encode()).decode()})
     with urllib.request.urlopen(request, context=context, timeout=10) as response:
         body = response.read().decode()
     samples = dict(line.split(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
     assert samples["redis_up"] == "1" and float(samples["redis_memory_max_bytes"]) == 256 * 1024 * 1024
     env = host.file("/etc/default/prometheus-redis-exporter")
     assert env.mode == 0o640 and env.group == "redis-exporter"
-    assert _secret("redis_monitor") not in host.check_output("cat /proc/%s/cmdline | tr '\\0' ' '", pid)
+    assert read_secret("redis_monitor") not in host.check_output("cat /proc/%s/cmdline | tr '\\0' ' '", pid)

@@ -23,7 +23,6 @@ import base64
 import datetime
 import json
 import os
-import pathlib
 import re
 import socket
 import ssl
@@ -34,13 +33,11 @@ import urllib.request
 import pytest
 import testinfra
 import yaml
+from _helpers import CA_FILE, container_ip, read_secret
 
 testinfra_hosts = ["podman://qp-default-mon"]
 MON_NAME, DB_NAME = "qp-default-mon", "qp-default-db"
 DB = testinfra.get_host("podman://" + DB_NAME)
-EPHEMERAL = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-CA_FILE = EPHEMERAL / "pki" / "ca.crt"
-SECRETS = EPHEMERAL / "secrets"
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 
@@ -55,18 +52,6 @@ ENDPOINTS = [
     ("postgres-exporter", DB_NAME, 9187, "/metrics", "prometheus", "scrape"),
 ]
 IDS = [e[0] for e in ENDPOINTS]
-
-
-def _ip(name):
-    out = subprocess.run(["podman", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def _secret(name):
-    path = SECRETS / name
-    assert path.is_file(), "converge should have generated %s" % path
-    return path.read_text().split()[0]
 
 
 def _context(cafile=str(CA_FILE)):
@@ -89,7 +74,7 @@ def _request(url, auth=None, method="GET", body=None, context=None):
 
 
 def _url(host, port, path, scheme="https"):
-    return "%s://%s:%d%s" % (scheme, _ip(host), port, path)
+    return "%s://%s:%d%s" % (scheme, container_ip(host), port, path)
 
 
 def _silence(comment):
@@ -107,13 +92,13 @@ def test_a_request_without_credentials_gets_401(endpoint):
     url = _url(host, port, path)
     assert _request(url, context=_context())[0] == 401
     assert _request(url, (user, "not-the-password-at-all"), context=_context())[0] == 401
-    assert _request(url, ("nobody", _secret(secret)), context=_context())[0] == 401
+    assert _request(url, ("nobody", read_secret(secret)), context=_context())[0] == 401
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
 def test_with_credentials_it_answers_over_https_verified_against_the_ca(endpoint):
     host, port, path, user, secret = endpoint[1:]
-    status, body = _request(_url(host, port, path), (user, _secret(secret)), context=_context())
+    status, body = _request(_url(host, port, path), (user, read_secret(secret)), context=_context())
     assert status == 200, body[:500]
     assert body
 
@@ -125,13 +110,13 @@ def test_no_silence_can_be_created_without_credentials(host):
     status = _request(url, ("alertmanager", "not-the-password-at-all"), method="POST",
                       body=_silence("must be refused"), context=_context())[0]
     assert status == 401
-    auth = ("alertmanager", _secret("alertmanager_web"))
+    auth = ("alertmanager", read_secret("alertmanager_web"))
     silences = json.loads(_request(url, auth, context=_context())[1])
     assert not [s for s in silences if s["comment"] == "must be refused"]
 
 
 def test_with_credentials_a_silence_is_created_and_expired():
-    auth = ("alertmanager", _secret("alertmanager_web"))
+    auth = ("alertmanager", read_secret("alertmanager_web"))
     base = _url(MON_NAME, 9093, "/api/v2")
     status, body = _request(base + "/silences", auth, method="POST", body=_silence("created by the test"),
                             context=_context())
@@ -152,10 +137,10 @@ def test_the_certificate_is_the_pki_one(endpoint):
     """Verified against pki_dir/ca.crt only: the system's CAs do not know it."""
     host, port, path, user, secret = endpoint[1:]
     with pytest.raises(urllib.error.URLError) as err:
-        _request(_url(host, port, path), (user, _secret(secret)), context=ssl.create_default_context())
+        _request(_url(host, port, path), (user, read_secret(secret)), context=ssl.create_default_context())
     assert isinstance(err.value.reason, ssl.SSLCertVerificationError)
     # The name in it is the inventory name (what Prometheus and the roles check).
-    with socket.create_connection((_ip(host), port), timeout=10) as sock:
+    with socket.create_connection((container_ip(host), port), timeout=10) as sock:
         with _context().wrap_socket(sock, server_hostname=host) as tls:
             names = [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
     assert host in names
@@ -164,7 +149,7 @@ def test_the_certificate_is_the_pki_one(endpoint):
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=IDS)
 def test_plain_http_is_refused(endpoint):
     host, port, path, user, secret = endpoint[1:]
-    status, body = _request(_url(host, port, path, scheme="http"), (user, _secret(secret)))
+    status, body = _request(_url(host, port, path, scheme="http"), (user, read_secret(secret)))
     assert status == 400
     assert "HTTPS" in body
 
@@ -176,7 +161,7 @@ def _handshake(host, port, version):
     context.maximum_version = version
     # Let this client offer the old protocol at all (OpenSSL 3 refuses it at its default level).
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with socket.create_connection((_ip(host), port), timeout=10) as sock:
+    with socket.create_connection((container_ip(host), port), timeout=10) as sock:
         with context.wrap_socket(sock) as tls:
             return tls.version()
 
@@ -195,7 +180,7 @@ def test_tls_1_1_is_refused_and_1_2_accepted(endpoint):
 # --- Prometheus scrapes over HTTPS ------------------------------------------------------------------
 
 def test_every_prometheus_target_is_scraped_over_https_and_up():
-    auth = ("prometheus", _secret("prometheus_web"))
+    auth = ("prometheus", read_secret("prometheus_web"))
     status, body = _request(_url(MON_NAME, 9090, "/api/v1/targets?state=active"), auth, context=_context())
     assert status == 200
     targets = json.loads(body)["data"]["activeTargets"]
@@ -287,7 +272,7 @@ def test_web_configs_hold_bcrypt_hashes_and_tls_only(host, path, group):
     hashes = re.findall(r'(?m)^  "[^"]+": "(\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53})"$', text)
     assert hashes, text
     for secret in ("prometheus_web", "alertmanager_web", "scrape", "grafana_prometheus"):
-        assert _secret(secret) not in text
+        assert read_secret(secret) not in text
 
 
 def test_textfile_collector_still_works_under_the_new_user():
@@ -296,7 +281,7 @@ def test_textfile_collector_still_works_under_the_new_user():
     assert textfile.is_directory and textfile.mode & 0o005 == 0o005
     proms = DB.check_output("ls /var/lib/prometheus/node-exporter").split()
     assert any(name.endswith(".prom") for name in proms), proms
-    status, body = _request(_url(DB_NAME, 9100, "/metrics"), ("prometheus", _secret("scrape")), context=_context())
+    status, body = _request(_url(DB_NAME, 9100, "/metrics"), ("prometheus", read_secret("scrape")), context=_context())
     assert status == 200
     assert "\nnode_textfile_scrape_error 0\n" in body
     assert "\nquantops_backup_" in body
@@ -339,4 +324,4 @@ def test_bad_input_is_refused_before_any_change(host, case):
     assert recap == {DB_NAME: "0", MON_NAME: "0"}, out[-2000:]
     assert [t.file(p).md5sum for t, p in watched] == before
     for secret in ("prometheus_web", "alertmanager_web", "scrape", "grafana_secret_key"):
-        assert _secret(secret) not in out
+        assert read_secret(secret) not in out

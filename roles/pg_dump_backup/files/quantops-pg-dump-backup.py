@@ -50,7 +50,6 @@ run whose own backup failed.
 import argparse
 import datetime
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -61,9 +60,10 @@ import sys
 import tempfile
 import time
 
+from quantops_backup import CHUNK, exclusive_lock, file_sha256, parse_sha256_line, sha256_line  # beside this job (role backup_metrics)
+
 CONFIG_FILE = "/etc/quantops/pg_dump_backup.json"
 LOCK_FILE = "/run/quantops-pg-dump-backup.lock"
-CHUNK = 1024 * 1024
 
 OK, FAILED, CONFIG, NO_SPACE, TOOL_FAILED, VERIFY_FAILED, OFFSITE_FAILED, ENCRYPT_FAILED, LOCKED = 0, 1, 2, 3, 4, 5, 6, 7, 75
 ENCRYPTED_SUFFIX = ".age"
@@ -101,17 +101,13 @@ def backup_re(prefix, suffix):
     return re.compile("^" + re.escape(prefix) + "_" + STAMP_RE + re.escape(suffix) + "(?:" + re.escape(ENCRYPTED_SUFFIX) + ")?$")
 
 
-def sha256_line(digest, name):
-    return "%s  %s\n" % (digest, name)
-
-
 def read_sha256_file(path):
     with open(path, encoding="utf-8") as handle:
         text = handle.read().strip()
-    match = re.match(r"^([0-9a-f]{64})\s+\*?(\S+)$", text)
-    if not match:
+    digest = parse_sha256_line(text)
+    if digest is None:
         raise JobError(VERIFY_FAILED, "%s is not a sha256sum line" % path)
-    return match.group(1)
+    return digest
 
 
 def month_index(epoch):
@@ -359,14 +355,6 @@ class Job:
             raise write_error
         return rc, stderr, digest.hexdigest(), size
 
-    @staticmethod
-    def file_sha256(path):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
-
     def write_sha256(self, path, digest):
         tmp = path + ".sha256.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -400,7 +388,7 @@ class Job:
                 os.chown(partial, 0, self.c["group_gid"])
             except OSError:
                 pass
-            digest = self.file_sha256(partial)
+            digest = file_sha256(partial)
             size = os.path.getsize(partial)
             os.replace(partial, encrypted)
             partial = None
@@ -482,7 +470,7 @@ class Job:
                 self.log("WARNING", "%s %s: tar reported files changed while read (exit 1): %s" % (
                     tool, target, stderr[-500:]))
             # verification: the bytes on disk are the bytes the tool wrote, and the archive reads back
-            on_disk = self.file_sha256(partial)
+            on_disk = file_sha256(partial)
             check = self.run(verify_argv + [partial])
             if on_disk != digest or check.returncode != 0 or not check.stdout.strip():
                 os.replace(partial, final + ".unverified")
@@ -644,10 +632,8 @@ def main(argv=None):
     if command == "toc":
         return toc_command(config, args)
     log = Log(None if command == "plan" else config["log_file"])
-    lock = open(LOCK_FILE, "a", encoding="utf-8")
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    lock = exclusive_lock(LOCK_FILE)  # held until this process ends
+    if lock is None:
         log("ERROR", "another quantops-pg-dump-backup run holds %s; not starting" % LOCK_FILE)
         return LOCKED
     job = Job(config, log, dry_run=(command == "plan"))

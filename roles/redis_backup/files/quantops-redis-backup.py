@@ -47,7 +47,6 @@ Python 3 standard library only.
 import argparse
 import datetime
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -58,9 +57,10 @@ import sys
 import tempfile
 import time
 
+from quantops_backup import CHUNK, exclusive_lock, file_sha256, sha256_line  # beside this job (role backup_metrics)
+
 CONFIG_FILE = "/etc/quantops/redis_backup.json"
 LOCK_FILE = "/run/quantops-redis-backup.lock"
-CHUNK = 1024 * 1024
 OK, FAILED, CONFIG, NO_SPACE, SAVE_FAILED, VERIFY_FAILED, OFFSITE_FAILED, ENCRYPT_FAILED, LOCKED = 0, 1, 2, 3, 4, 5, 6, 7, 75
 NAME_RE = re.compile(r"^redis_(?P<stamp>[0-9]{8}T[0-9]{6}Z)\.rdb(?:\.age)?$")
 
@@ -180,14 +180,6 @@ class Job:
                 out.flush()
                 os.fsync(out.fileno())
         return digest.hexdigest(), size
-
-    @staticmethod
-    def file_sha256(path):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
 
     def verify(self, path):
         """Load path into a scratch redis-server; return its key counts and the sample result."""
@@ -336,7 +328,7 @@ class Job:
             except OSError as exc:
                 raise JobError(NO_SPACE if exc.errno == errno.ENOSPC else FAILED,
                                "copying %s to %s failed: %s" % (source, partial, exc))
-            if self.file_sha256(partial) != digest:
+            if file_sha256(partial) != digest:
                 raise JobError(VERIFY_FAILED, "%s: the SHA-256 on disk differs from the bytes copied" % partial)
             try:
                 counts, checked, equal = self.verify(partial)
@@ -361,7 +353,7 @@ class Job:
                 manifest["encrypted_file"] = os.path.basename(final)
                 size = os.path.getsize(final)
             files = [final]
-            for path, text in ((final + ".sha256", "%s  %s\n" % (self.file_sha256(final), os.path.basename(final))),
+            for path, text in ((final + ".sha256", sha256_line(file_sha256(final), os.path.basename(final))),
                                (os.path.join(directory, name[:-len(".rdb")] + ".json"),
                                 json.dumps(manifest, indent=2, sort_keys=True) + "\n")):
                 with open(path + ".tmp", "w", encoding="utf-8") as handle:
@@ -405,10 +397,8 @@ def main(argv=None):
     except (OSError, ValueError, KeyError) as exc:
         sys.stderr.write("quantops-redis-backup: cannot read the configuration: %s\n" % exc)
         return CONFIG
-    lock = open(LOCK_FILE, "a", encoding="utf-8")
-    try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    lock = exclusive_lock(LOCK_FILE)  # held until this process ends
+    if lock is None:
         log("ERROR", "another quantops-redis-backup run holds %s; not starting" % LOCK_FILE)
         return LOCKED
     return job.run()

@@ -68,29 +68,28 @@ def labels(tool="pg_dump", target="quant_platform", type_="dump"):
     return (("target", target), ("tool", tool), ("type", type_))
 
 
+def families(samples, key=None):
+    """The series of one label set, by family name without the quantops_backup_ prefix."""
+    key = key or labels()
+    return {name[len("quantops_backup_"):]: value for (name, series), value in samples.items() if series == key}
+
+
 def test_update_sets_every_family_of_a_successful_verified_run():
     samples = qbm.update({}, "pg_dump", "quant_platform", "dump", now=1000.0, exit_status=0, duration=12.5,
                          size=4096, verified=True)
-    key = labels()
-    assert samples[("quantops_backup_last_run_timestamp_seconds", key)] == 1000.0
-    assert samples[("quantops_backup_last_success_timestamp_seconds", key)] == 1000.0
-    assert samples[("quantops_backup_last_exit_status", key)] == 0
-    assert samples[("quantops_backup_duration_seconds", key)] == 12.5
-    assert samples[("quantops_backup_size_bytes", key)] == 4096
-    assert samples[("quantops_backup_last_verified_timestamp_seconds", key)] == 1000.0
-    assert ("quantops_backup_drill_rto_seconds", key) not in samples
+    assert families(samples) == {"last_run_timestamp_seconds": 1000.0, "last_success_timestamp_seconds": 1000.0,
+                                 "last_exit_status": 0, "duration_seconds": 12.5, "size_bytes": 4096,
+                                 "last_verified_timestamp_seconds": 1000.0}
 
 
 def test_a_failed_run_keeps_the_last_success_and_verification():
     first = qbm.update({}, "pg_dump", "quant_platform", "dump", now=1000.0, size=4096, verified=True)
     second = qbm.update(first, "pg_dump", "quant_platform", "dump", now=2000.0, exit_status=3, verified=True)
-    key = labels()
-    assert second[("quantops_backup_last_run_timestamp_seconds", key)] == 2000.0
-    assert second[("quantops_backup_last_exit_status", key)] == 3
-    assert second[("quantops_backup_last_success_timestamp_seconds", key)] == 1000.0
-    assert second[("quantops_backup_last_verified_timestamp_seconds", key)] == 1000.0
-    assert second[("quantops_backup_size_bytes", key)] == 4096
-    assert first[("quantops_backup_last_exit_status", key)] == 0  # input not mutated
+    after = families(second)
+    assert (after["last_run_timestamp_seconds"], after["last_exit_status"]) == (2000.0, 3)
+    assert (after["last_success_timestamp_seconds"], after["last_verified_timestamp_seconds"]) == (1000.0, 1000.0)
+    assert after["size_bytes"] == 4096
+    assert families(first)["last_exit_status"] == 0  # input not mutated
 
 
 def test_duration_comes_from_started_when_not_given():

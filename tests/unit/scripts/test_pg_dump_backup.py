@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from ansible_collections.quantops.platform.tests.unit.loader import load_file
+from ansible_collections.quantops.platform.tests.unit.loader import load_backup_job
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles" / "pg_dump_backup" / "files" / "quantops-pg-dump-backup.py"
 
 
-job = load_file("quantops_pg_dump_backup", SCRIPT.relative_to(ROOT))
+job = load_backup_job("quantops_pg_dump_backup", SCRIPT.relative_to(ROOT))
 DAY = 86400.0
 NOW = time.mktime((2026, 11, 23, 12, 0, 0, 0, 0, 0)) - time.timezone  # 2026-11-23 12:00 UTC
 

@@ -8,23 +8,13 @@ restore) is tested on a real server in molecule/default (tests/test_redis.py).
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
+
+from ansible_collections.quantops.platform.tests.unit.loader import load_backup_job
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "roles" / "redis_backup" / "files" / "quantops-redis-backup.py"
-
-
-def _load_script():
-    loader = importlib.machinery.SourceFileLoader("quantops_redis_backup", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-job = _load_script()
+job = load_backup_job("quantops_redis_backup", SCRIPT.relative_to(ROOT))
 DAY = 86400.0
 
 # INFO persistence + keyspace of redis-server 8.0.2 (Debian 13), shortened.
