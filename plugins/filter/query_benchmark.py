@@ -77,8 +77,11 @@ def band(value, levels):
     return STATUS_CRITICAL, BAND_CRITICAL
 
 
-def query_benchmark_checks(result, targets, statistic='p95'):
-    """One check per query of the result, judged on ``statistic`` (p95 by default) against ``targets``."""
+def query_benchmark_checks(result, targets, statistic='p95', prefix=''):
+    """One check per query of the result, judged on ``statistic`` (p95 by default) against ``targets``.
+
+    ``prefix`` goes before each check's name (a runbook's step number, e.g. '1. Performance audit - ').
+    """
     if statistic not in STATISTICS:
         raise AnsibleFilterError('query_benchmark_checks: statistic must be one of %s, got %r'
                                  % (', '.join(STATISTICS), statistic))
@@ -86,7 +89,7 @@ def query_benchmark_checks(result, targets, statistic='p95'):
     checks = []
     for query in _queries(result, 'query_benchmark_checks'):
         name = query['name']
-        title = query.get('title') or name
+        title = prefix + (query.get('title') or name)
         value = query.get('%s_ms' % statistic)
         levels = levels_of.get(name)
         check = {'check': 'query_benchmark', 'name': title, 'subject': name, 'value': value, 'unit': 'ms',

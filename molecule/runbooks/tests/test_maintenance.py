@@ -99,7 +99,10 @@ def test_monthly_reports_the_size_trend_of_the_second_run():
 def test_quarterly_audits_and_projects_the_measured_growth(host):
     first = run("maintenance_quarterly_first")
     assert_fails_only_on_a_critical_item(first)
-    assert item(first, r"1\. Performance audit: not run: .*")
+    # Step 1 is seed 002's query benchmark: one judged item per query type of its table.
+    for query in ("Single ticker, 250 days", "Single ticker, 1 year", "Single ticker, 10 years", "Backtest",
+                  "Portfolio optimization"):
+        assert re.match(r"[✓⚠✗] ", item(first, r"1\. Performance audit - " + re.escape(query) + r".*: p95 .*"))
     for name in ("2a. Table grants", "2b. Password expiry", "2c. Superusers", "2d. pg_hba.conf rules"):
         assert item(first, re.escape(name) + ": .*")
     assert item(first, r"2c\. Superusers: postgres") == "✓ 2c. Superusers: postgres"

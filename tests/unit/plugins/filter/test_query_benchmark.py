@@ -73,6 +73,15 @@ def test_p50_can_be_judged_instead():
     assert (check['status'], check['value'], check['statistic']) == ('ok', 150.0, 'p50')
 
 
+def test_a_prefix_names_the_runbook_step():
+    checks = query_benchmark_checks(RESULT, SEED, prefix='1. Performance audit - ')
+    assert [c['name'] for c in checks] == [
+        '1. Performance audit - Single ticker, 250 days', '1. Performance audit - Single ticker, 1 year',
+        '1. Performance audit - Single ticker, 10 years', '1. Performance audit - Backtest (5 years, 50 tickers)',
+        '1. Performance audit - Portfolio optimization']
+    assert [c['subject'] for c in checks] == [q['name'] for q in RESULT['queries']]
+
+
 def test_the_checklist_lines_in_health_checklist_format():
     lines = health_checklist(query_benchmark_checks(RESULT, SEED), summary=True)
     assert lines == [
