@@ -20,6 +20,7 @@ Usage: python scripts/molecule_run.py [--jobs N] SCENARIO [SCENARIO ...]
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -79,6 +80,8 @@ def main(argv=None):
     queue = list(args.scenarios)
     running, results = [], []
     began = time.monotonic()
+    # A CI timeout or kill sends SIGTERM: leave through the finally below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         while queue or running:
             while queue and len(running) < args.jobs:
