@@ -363,7 +363,7 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
         report = 'r.t >= {report_since}'
         candidate += ' AND r.prev_t >= {report_since}'
         literals['report_since'] = o['since']
-    r1 = ('SELECT %s, {t} AS t, %s, {close} AS close, b.bad, CASE WHEN b.bad THEN {p_open} END AS open, '
+    r1 = ('SELECT %s, {t} AS t, %s, {close} AS close, {close}::float8 AS closef, b.bad, CASE WHEN b.bad THEN {p_open} END AS open, '
           'CASE WHEN b.bad THEN {p_high} END AS high, CASE WHEN b.bad THEN {p_low} END AS low%s, '
           'CASE WHEN b.bad THEN array_remove(ARRAY[%s], NULL) END AS null_columns, '
           'CASE WHEN b.bad THEN array_remove(ARRAY[%s], NULL) END AS violations '
@@ -372,14 +372,16 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
              ', '.join("CASE WHEN %s THEN '%s' END" % rule for rule in rules), any_null,
              ' OR '.join('(%s)' % cond for cond, dummy in rules), _where(clauses)))
     r2 = ('SELECT r1.*, row_number() OVER w AS rn, count(*) OVER g AS copies, min(ca) OVER g AS first_ca, '
-          'max(ca) OVER g AS last_ca, first_value(close) OVER w AS bar_close FROM r1 '
+          'max(ca) OVER g AS last_ca, first_value(close) OVER w AS bar_close, first_value(closef) OVER w AS bar_closef FROM r1 '
           'WINDOW g AS (PARTITION BY %s, t), w AS (PARTITION BY %s, t ORDER BY t%s)' % (kcols, kcols, ca_order))
-    r3 = ('SELECT r2.*, lag(t) OVER w AS prev_t, CASE WHEN rn = 1 THEN (bar_close - lag(bar_close) OVER w) '
-          '/ NULLIF(lag(bar_close) OVER w, 0) END AS daily_return FROM r2 '
+    r3 = ('SELECT r2.*, lag(t) OVER w AS prev_t, lag(bar_close) OVER w AS prev_close, CASE WHEN rn = 1 THEN '
+          '(bar_closef - lag(bar_closef) OVER w) / NULLIF(lag(bar_closef) OVER w, 0) END AS daily_return FROM r2 '
           'WINDOW w AS (PARTITION BY %s ORDER BY t%s)' % (kcols, ca_order))
     r4 = ('SELECT r3.*, avg(daily_return) OVER s AS mean_return, stddev(daily_return) OVER s AS std_return, '
           'count(daily_return) OVER s AS returns FROM r3 WINDOW s AS (PARTITION BY %s)' % kcols)
     zexpr = '(r.daily_return - r.mean_return) / NULLIF(r.std_return, 0)'
+    # the reported return in the column's own type (numeric), computed for the findings only
+    exact = 'CASE WHEN r.rn = 1 THEN (r.bar_close - r.prev_close) / NULLIF(r.prev_close, 0) END'
     outlier = 'r.returns >= {min_returns} AND abs(%s) > {z}' % zexpr
     if series is not None:
         join, series_cols, more = _series_join(o, series, cum, kjoin, candidate)
@@ -392,13 +394,13 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
         'coalesce(cardinality(r.null_columns) > 0, FALSE) AS null_price, '
         'coalesce(cardinality(r.violations) > 0, FALSE) AS ohlc_invalid, '
         'r.null_columns, r.violations, r.open, r.high, r.low, r.close%s, '
-        'coalesce(%s, FALSE) AS outlier, r.bar_close, r.daily_return, '
+        'coalesce(%s, FALSE) AS outlier, r.bar_close, %s AS daily_return, '
         'round((%s)::numeric, 2) AS z_score, abs(%s) AS z_abs, r.prev_t AS prev_time, '
         'r.t::date - r.prev_t::date AS gap_days, %s '
         'FROM r4 r %s WHERE %s AND (r.bad OR (r.rn = 1 AND r.copies > 1) OR (%s) OR (%s))) f '
         'WHERE duplicate OR null_price OR ohlc_invalid OR outlier OR missing_sessions > 0 OR gap '
         'ORDER BY %s, time'
-        % (r1, r2, r3, r4, ', '.join(kout), dup_ca, vol_out, outlier, zexpr, zexpr, series_cols, join,
+        % (r1, r2, r3, r4, ', '.join(kout), dup_ca, vol_out, outlier, exact, zexpr, zexpr, series_cols, join,
            report, outlier, candidate, ', '.join(korder)))
     return Query(template, idents, literals)
 

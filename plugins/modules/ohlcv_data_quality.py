@@ -23,7 +23,8 @@ description:
     gap method is used: consecutive rows more than O(gap_days) calendar days apart. The result says,
     per series, which method judged which dates and why (C(missing_days_methods))."
   - "C(outliers): daily close-to-close returns whose z-score against the series' mean and standard deviation
-    exceeds O(zscore_threshold)."
+    exceeds O(zscore_threshold). The statistics are computed in double precision (the reported return in the
+    close column's own type)."
   - "C(null_prices): rows with a NULL open, high, low or close."
   - "C(ohlc_invariants): rows breaking low <= open <= high, low <= close <= high or volume >= 0. NULLs are left
     to C(null_prices)."

@@ -237,8 +237,11 @@ def test_outlier_statistics_read_the_lookback_but_report_the_range():
 
 def test_returns_use_the_earliest_copy_of_each_bar():
     text = _scan_text()
-    assert 'first_value(close) OVER w AS bar_close' in text
-    assert 'CASE WHEN rn = 1 THEN (bar_close - lag(bar_close) OVER w) / NULLIF(lag(bar_close) OVER w, 0) END' in text
+    assert 'first_value(close) OVER w AS bar_close, first_value(closef) OVER w AS bar_closef' in text
+    # statistics in double precision; the reported return is the column's type again (numeric), findings only
+    assert ('CASE WHEN rn = 1 THEN (bar_closef - lag(bar_closef) OVER w) / NULLIF(lag(bar_closef) OVER w, 0) END '
+            'AS daily_return') in text
+    assert 'CASE WHEN r.rn = 1 THEN (r.bar_close - r.prev_close) / NULLIF(r.prev_close, 0) END AS daily_return' in text
 
 
 def test_missing_sessions_are_two_array_lookups_per_bar():
