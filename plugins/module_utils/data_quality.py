@@ -280,10 +280,6 @@ def scan_since(opts):
     return opts['since']
 
 
-def _collatable(type_name):
-    return bool(type_name) and (type_name == 'text' or type_name.startswith('character') or type_name == 'name')
-
-
 def _series_join(opts, series, cum, kjoin, candidate):
     """The LEFT JOIN of the missing-days plan (one row per series) and the columns computed from it."""
     literals = {'cum': TypedArray(cum or [0], 'int4'), 's_idx': ValueArray(range(len(series)))}
@@ -307,22 +303,20 @@ def _series_join(opts, series, cum, kjoin, candidate):
     return join, 's.idx AS series, %s AS missing_sessions, coalesce(%s, FALSE) AS gap' % (missing, gap), literals
 
 
-def scan_query(opts, types, default_collation, series=None, cum=None):
-    """Every check in one pass over the range: one sort by (key, time, created_at), window functions on it.
+def scan_query(opts, series=None, cum=None):
+    """Every check in one pass over the range: one order (key, time DESC, created_at), window functions on it.
 
-    ``types`` maps column names to their type, ``default_collation`` lists the key columns whose
-    collation is the database default: those are sorted with COLLATE "C" (byte order: the same groups,
-    much cheaper comparisons) and the findings are ordered in the default collation again.  ``series``
-    (the missing-days plan, one dict per series: ``key``; ``off``, ``base``, ``days`` into ``cum`` for its
-    calendar, see calendar_index; ``gap``, ``gap_all`` and the fallback ranges ``f1lo``..``f2hi`` of the gap
-    method) adds the missing-day columns; without it they are NULL.
+    ``series`` (the missing-days plan, one dict per series: ``key``; ``off``, ``base``, ``days`` into ``cum``
+    for its calendar, see calendar_index; ``gap``, ``gap_all`` and the fallback ranges ``f1lo``..``f2hi`` of
+    the gap method) adds the missing-day columns; without it they are NULL.
 
-    Levels, all on the one sort: ``r1`` reads the range (with the outlier statistics' lookback) and
-    marks the rows with a NULL price or a broken OHLC rule, carrying their other prices only for those;
-    ``r2`` numbers the copies of each (key, time) and takes the bar's close from the earliest copy; ``r3``
-    the previous bar's time and close (the last copy of the previous time carries its group's earliest
-    close); ``r4`` the series' return statistics (a window over the whole partition).  The outer query
-    keeps only the findings.
+    Levels, all on the one order (the seed's index (ticker, region, date DESC) provides it, so the planner
+    may merge the chunks' index scans instead of sorting the range): ``r1`` reads the range (with the
+    outlier statistics' lookback) and marks the rows with a NULL price or a broken OHLC rule, carrying
+    their other prices only for those; ``r2`` finds the first (earliest created_at) copy of each bar and
+    counts the copies; ``r3`` takes, from each first copy, the previous bar's first copy ``copies`` rows
+    further (time, close, the return in double precision); ``r4`` the series' return statistics (a window
+    over the whole partition).  The outer query keeps only the findings, ordered by key and time.
     """
     o = opts
     names = o['key_columns']
@@ -333,11 +327,10 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
     keysel, kout, kjoin, korder = [], [], [], []
     for i, col in enumerate(names):
         idents['k%d' % i] = col
-        fast = col in default_collation and _collatable(types.get(col))
-        keysel.append(('{k%d} COLLATE "C" AS k%d' if fast else '{k%d} AS k%d') % (i, i))
+        keysel.append('{k%d} AS k%d' % (i, i))
         kout.append('r.k%d AS {k%d}' % (i, i))
-        kjoin.append(('r.k%d = s.k%d COLLATE "C"' if fast else 'r.k%d = s.k%d') % (i, i))
-        korder.append(('{k%d} COLLATE "default"' if fast else '{k%d}') % i)
+        kjoin.append('r.k%d = s.k%d' % (i, i))
+        korder.append('{k%d}' % i)
     kcols = ', '.join('k%d' % i for i in range(len(names)))
     rules = [('{p_low} > {p_open}', 'low > open'), ('{p_low} > {close}', 'low > close'),
              ('{p_open} > {p_high}', 'open > high'), ('{close} > {p_high}', 'close > high'),
@@ -358,7 +351,7 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
         dup_ca = ', r.first_ca AS earliest_created_at, r.last_ca AS latest_created_at'
     literals.update({'z': o['zscore_threshold'], 'min_returns': o['min_returns']})
     report = 'TRUE'
-    candidate = 'r.rn = 1 AND r.t::date - r.prev_t::date > 1'
+    candidate = 'r.first_copy AND r.t::date - r.prev_t::date > 1'
     if o['since'] is not None:
         report = 'r.t >= {report_since}'
         candidate += ' AND r.prev_t >= {report_since}'
@@ -371,17 +364,23 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
           % (', '.join(keysel), ca_sel, vol_sel.replace('bad', 'b.bad'), null_cols,
              ', '.join("CASE WHEN %s THEN '%s' END" % rule for rule in rules), any_null,
              ' OR '.join('(%s)' % cond for cond, dummy in rules), _where(clauses)))
-    r2 = ('SELECT r1.*, row_number() OVER w AS rn, count(*) OVER g AS copies, min(ca) OVER g AS first_ca, '
-          'max(ca) OVER g AS last_ca, first_value(close) OVER w AS bar_close, first_value(closef) OVER w AS bar_closef FROM r1 '
-          'WINDOW g AS (PARTITION BY %s, t), w AS (PARTITION BY %s, t ORDER BY t%s)' % (kcols, kcols, ca_order))
-    r3 = ('SELECT r2.*, lag(t) OVER w AS prev_t, lag(bar_close) OVER w AS prev_close, CASE WHEN rn = 1 THEN '
-          '(bar_closef - lag(bar_closef) OVER w) / NULLIF(lag(bar_closef) OVER w, 0) END AS daily_return FROM r2 '
-          'WINDOW w AS (PARTITION BY %s ORDER BY t%s)' % (kcols, ca_order))
+    # The order of every window: (key, time DESC, created_at), the seed's index (ticker, region, date DESC),
+    # so the planner may read the chunks in index order instead of sorting the range.
+    order = 'PARTITION BY %s ORDER BY t DESC%s' % (kcols, ca_order)
+    r2 = ('SELECT r1.*, (lag(t) OVER w) IS DISTINCT FROM t AS first_copy, count(*) OVER p AS copies, '
+          'min(ca) OVER p AS first_ca, max(ca) OVER p AS last_ca FROM r1 '
+          'WINDOW w AS (%s), p AS (PARTITION BY %s ORDER BY t DESC RANGE BETWEEN CURRENT ROW AND CURRENT ROW)'
+          % (order, kcols))
+    # From the first copy of a bar, the previous bar's first copy is ``copies`` rows further.
+    r3 = ('SELECT r2.*, CASE WHEN first_copy THEN lead(t, copies::int) OVER w END AS prev_t, '
+          'CASE WHEN first_copy THEN lead(close, copies::int) OVER w END AS prev_close, '
+          'CASE WHEN first_copy THEN (closef - lead(closef, copies::int) OVER w) '
+          '/ NULLIF(lead(closef, copies::int) OVER w, 0) END AS daily_return FROM r2 WINDOW w AS (%s)' % order)
     r4 = ('SELECT r3.*, avg(daily_return) OVER s AS mean_return, stddev(daily_return) OVER s AS std_return, '
           'count(daily_return) OVER s AS returns FROM r3 WINDOW s AS (PARTITION BY %s)' % kcols)
     zexpr = '(r.daily_return - r.mean_return) / NULLIF(r.std_return, 0)'
     # the reported return in the column's own type (numeric), computed for the findings only
-    exact = 'CASE WHEN r.rn = 1 THEN (r.bar_close - r.prev_close) / NULLIF(r.prev_close, 0) END'
+    exact = 'CASE WHEN r.first_copy THEN (r.close - r.prev_close) / NULLIF(r.prev_close, 0) END'
     outlier = 'r.returns >= {min_returns} AND abs(%s) > {z}' % zexpr
     if series is not None:
         join, series_cols, more = _series_join(o, series, cum, kjoin, candidate)
@@ -390,14 +389,14 @@ def scan_query(opts, types, default_collation, series=None, cum=None):
         join, series_cols = '', 'NULL::int AS series, NULL::int AS missing_sessions, FALSE AS gap'
     template = (
         'WITH r1 AS (%s), r2 AS (%s), r3 AS (%s), r4 AS (%s) '
-        'SELECT * FROM (SELECT %s, r.t AS time, r.rn = 1 AND r.copies > 1 AS duplicate, r.copies%s, '
+        'SELECT * FROM (SELECT %s, r.t AS time, r.first_copy AND r.copies > 1 AS duplicate, r.copies%s, '
         'coalesce(cardinality(r.null_columns) > 0, FALSE) AS null_price, '
         'coalesce(cardinality(r.violations) > 0, FALSE) AS ohlc_invalid, '
         'r.null_columns, r.violations, r.open, r.high, r.low, r.close%s, '
-        'coalesce(%s, FALSE) AS outlier, r.bar_close, %s AS daily_return, '
+        'coalesce(%s, FALSE) AS outlier, r.close AS bar_close, %s AS daily_return, '
         'round((%s)::numeric, 2) AS z_score, abs(%s) AS z_abs, r.prev_t AS prev_time, '
         'r.t::date - r.prev_t::date AS gap_days, %s '
-        'FROM r4 r %s WHERE %s AND (r.bad OR (r.rn = 1 AND r.copies > 1) OR (%s) OR (%s))) f '
+        'FROM r4 r %s WHERE %s AND (r.bad OR (r.first_copy AND r.copies > 1) OR (%s) OR (%s))) f '
         'WHERE duplicate OR null_price OR ohlc_invalid OR outlier OR missing_sessions > 0 OR gap '
         'ORDER BY %s, time'
         % (r1, r2, r3, r4, ', '.join(kout), dup_ca, vol_out, outlier, exact, zexpr, zexpr, series_cols, join,

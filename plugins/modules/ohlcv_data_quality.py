@@ -180,12 +180,13 @@ notes:
     are removed."
   - "How it reads the table: two statements. A per-series summary (first and last time, row count; a grouped
     aggregate that PostgreSQL runs with parallel workers) decides which exchange calendar judges which dates;
-    then one scan computes all five checks in a single pass: one sort by key, time and O(created_at_column),
-    window functions on it for the copies of each bar, the previous bar and each series' return statistics,
-    and two integer-array lookups per bar for the sessions a calendar has between two bars. Window functions
-    run in the leader process; the sort below them may use parallel workers (Gather Merge) when the planner
-    finds it cheaper. Give O(since) on big tables so that only the newest chunks (and the outlier lookback)
-    are read (see the benchmark in C(bench/data_quality_scan.py) and C(docs/benchmarks.md))."
+    then one scan computes all five checks in a single pass: one order by key, time (newest first) and
+    O(created_at_column), which the seed's index C((ticker, region, date DESC)) provides (the planner merges
+    the chunks' index scans instead of sorting the range), window functions on it for the copies of each bar,
+    the previous bar and each series' return statistics, and two integer-array lookups per bar for the
+    sessions a calendar has between two bars. Window functions run in one process. Give O(since) on big
+    tables so that only the newest chunks (and the outlier lookback) are read (see the benchmark in
+    C(bench/data_quality_scan.py) and C(docs/benchmarks.md))."
 seealso:
   - name: exchange_calendars
     description: Trading calendars of 50+ exchanges, used for the missing-day check.
@@ -410,11 +411,10 @@ class DataQuality(QueryRunner):
         self.module.fail_json(msg=msg, queries=self.queries)
 
     def columns(self):
-        """Column types of the table, and the columns whose collation is the database default."""
+        """Column types of the table."""
         o = self.opts
         rows = self.rows(Query(
-            'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, '
-            "a.attcollation = 'pg_catalog.default'::regcollation AS default_collation "
+            'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type '
             'FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid '
             'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
             'WHERE n.nspname = {schema} AND c.relname = {table} AND a.attnum > 0 AND NOT a.attisdropped',
@@ -432,7 +432,7 @@ class DataQuality(QueryRunner):
             self.fail('Column(s) %s do not exist in %s.%s (it has: %s). Set key_columns, time_column, price_columns, '
                       'volume_column and created_at_column to its column names.'
                       % (', '.join(repr(c) for c in missing), o['schema'], o['table'], ', '.join(sorted(types))))
-        return types, [r['name'] for r in rows if r['default_collation']]
+        return types
 
     def timed(self, name, func):
         started = time.time()
@@ -634,7 +634,7 @@ def run_module():
             with conn.cursor() as cur:
                 if not (opts['fix'] and not module.check_mode):
                     cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
-            types, default_collation = runner.columns()
+            types = runner.columns()
             series = runner.timed('series', lambda: runner.rows(dq.series_query(opts), convert=False))
             scanned = sum(int(s['n']) for s in series)
             plan, scan_series, cum, sessions_by_code = None, None, None, {}
@@ -646,7 +646,7 @@ def run_module():
                 result['missing_days_methods'] = [p['entry'] for p in plan]
                 result['exchange_calendars_version'] = version
             rows = runner.timed('scan', lambda: runner.rows(
-                dq.scan_query(opts, types, default_collation, scan_series, cum), convert=False))
+                dq.scan_query(opts, scan_series, cum), convert=False))
             found, sessions_total, gaps_total = runner.split(rows, plan or [], sessions_by_code)
             checks = []
             lists = {}

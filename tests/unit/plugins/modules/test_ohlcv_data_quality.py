@@ -95,15 +95,14 @@ def test_hostile_identifiers_are_quoted_in_every_query():
                                       price_columns={'open': 'o;', 'high': 'h', 'low': 'l', 'close': "c'"},
                                       fix=True, regions=["K'R"], since='2024-01-01'))
     quoted = '"""; DROP TABLE x; --"'
-    types = {HOSTILE: 'text', 'region': 'text', 'd"ate': 'date'}
     for query in (dq.duplicate_rows_query(opts), dq.duplicate_rows_query(opts, True), dq.series_query(opts),
-                  dq.scan_query(opts, types, [HOSTILE, 'region'], HOSTILE_SERIES, [0, 1, 1])):
+                  dq.scan_query(opts, HOSTILE_SERIES, [0, 1, 1])):
         text = _sql(query)
         assert quoted in text
         # The hostile text never appears unquoted: every occurrence is inside the doubled quotes.
         assert text.count('; DROP TABLE x; --') == text.count(quoted)
         assert '"d""ate"' in text
-    text = _sql(dq.scan_query(opts, types, [HOSTILE, 'region'], HOSTILE_SERIES, [0, 1, 1]))
+    text = _sql(dq.scan_query(opts, HOSTILE_SERIES, [0, 1, 1]))
     # a value is an element of a typed array literal, its quote doubled
     assert """'{"''; DROP TABLE y; --"}'::text[]""" in text
 
@@ -141,8 +140,7 @@ class QualityDB(FakeDB):
                    'earliest_created_at': first, 'latest_created_at': second, 'null_price': False,
                    'ohlc_invalid': False, 'outlier': False, 'missing_sessions': None, 'gap': False}
         super(QualityDB, self).__init__([
-            ('FROM pg_catalog.pg_attribute a', [{'name': c, 'type': t, 'default_collation': t == 'text'}
-                                                for c, t in TYPES.items()]),
+            ('FROM pg_catalog.pg_attribute a', [{'name': c, 'type': t} for c, t in TYPES.items()]),
             ('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY', None),
             ('count(*) AS n FROM', [{'ticker': 'SPX', 'region': 'US', 'first_time': day, 'last_time': day, 'n': 40}]),
             ('WITH r1 AS', lambda p: [dict(finding, copies=self.copies)] if self.copies > 1 else []),
@@ -158,7 +156,7 @@ class QualityDB(FakeDB):
 
 FIX = {'checks': ['duplicates'], 'fix': True, 'regions': ['KR', 'US'], 'since': '2024-06-01', 'until': '2024-07-01'}
 FIX_OPTS = dq.validate_options(params(**FIX))
-SCAN_SQL = _sql(dq.scan_query(FIX_OPTS, TYPES, ['ticker', 'region']))
+SCAN_SQL = _sql(dq.scan_query(FIX_OPTS))
 # RV(queries) cuts each statement at the module's limit
 SCAN_SQL_SHOWN = SCAN_SQL if len(SCAN_SQL) <= mod.QUERY_TEXT_LIMIT else SCAN_SQL[:mod.QUERY_TEXT_LIMIT] + ' ...'
 
@@ -194,28 +192,21 @@ def test_fix_sends_the_delete_once_then_is_unchanged(install):
 
 def _scan_text(**over):
     opts = dq.validate_options(params(**over))
-    return _sql(dq.scan_query(opts, TYPES, ['ticker', 'region']))
+    return _sql(dq.scan_query(opts))
 
 
-def test_one_scan_reads_the_range_once_with_one_sort():
+def test_one_scan_reads_the_range_once_in_one_order():
     text = _scan_text(checks=['duplicates'], regions=['KR', 'US'], since='2024-06-01', until='2024-07-01')
     assert text.count('FROM "public"."ohlcv_data"') == 1
     assert RANGE in text
-    # text keys in the default collation are sorted bytewise and reported in their own order again
-    assert '"ticker" COLLATE "C" AS k0, "region" COLLATE "C" AS k1' in text
-    assert text.endswith('ORDER BY "ticker" COLLATE "default", "region" COLLATE "default", time')
-    # every window partitions by a prefix of (key, time, created_at): one sort serves all four levels
-    for window in ('WINDOW g AS (PARTITION BY k0, k1, t), w AS (PARTITION BY k0, k1, t ORDER BY t, ca)',
-                   'WINDOW w AS (PARTITION BY k0, k1 ORDER BY t, ca)', 'WINDOW s AS (PARTITION BY k0, k1)'):
+    assert text.endswith('ORDER BY "ticker", "region", time')
+    # every window orders by a prefix of (key, time DESC, created_at), the seed's index order
+    for window in ('WINDOW w AS (PARTITION BY k0, k1 ORDER BY t DESC, ca), p AS (PARTITION BY k0, k1 ORDER BY t DESC '
+                   'RANGE BETWEEN CURRENT ROW AND CURRENT ROW)',
+                   'FROM r2 WINDOW w AS (PARTITION BY k0, k1 ORDER BY t DESC, ca)', 'WINDOW s AS (PARTITION BY k0, k1)'):
         assert window in text
     # without the missing-days plan there is no series join
     assert 'unnest(' not in text and 'NULL::int AS missing_sessions' in text
-
-
-def test_keys_of_another_collation_or_type_keep_their_own_order():
-    opts = dq.validate_options(params(key_columns=['ticker', 'venue'], region_column='venue'))
-    text = _sql(dq.scan_query(opts, dict(TYPES, venue='integer'), ['region']))
-    assert '"ticker" AS k0, "venue" AS k1' in text and 'COLLATE' not in text
 
 
 def test_range_constants_allow_chunk_exclusion():
@@ -231,17 +222,18 @@ def test_outlier_statistics_read_the_lookback_but_report_the_range():
     assert "WHERE r.t >= '2024-06-01'::date" in text
     assert 'stddev(daily_return) OVER s' in text and '> 3.0' in text and 'r.returns >= 20' in text
     # without the outlier check nothing before since is read
-    assert "'2024-05-02'::date" not in _scan_text(since='2024-06-01', zscore_lookback_days=30,
-                                                    checks=['duplicates', 'null_prices'])
+    without = _scan_text(since='2024-06-01', zscore_lookback_days=30, checks=['duplicates', 'null_prices'])
+    assert "'2024-05-02'::date" not in without
 
 
 def test_returns_use_the_earliest_copy_of_each_bar():
     text = _scan_text()
-    assert 'first_value(close) OVER w AS bar_close, first_value(closef) OVER w AS bar_closef' in text
+    assert '(lag(t) OVER w) IS DISTINCT FROM t AS first_copy' in text
     # statistics in double precision; the reported return is the column's type again (numeric), findings only
-    assert ('CASE WHEN rn = 1 THEN (bar_closef - lag(bar_closef) OVER w) / NULLIF(lag(bar_closef) OVER w, 0) END '
-            'AS daily_return') in text
-    assert 'CASE WHEN r.rn = 1 THEN (r.bar_close - r.prev_close) / NULLIF(r.prev_close, 0) END AS daily_return' in text
+    assert ('CASE WHEN first_copy THEN (closef - lead(closef, copies::int) OVER w) '
+            '/ NULLIF(lead(closef, copies::int) OVER w, 0) END AS daily_return') in text
+    assert ('CASE WHEN r.first_copy THEN (r.close - r.prev_close) / NULLIF(r.prev_close, 0) END AS daily_return'
+            in text)
 
 
 def test_missing_sessions_are_two_array_lookups_per_bar():
@@ -251,10 +243,10 @@ def test_missing_sessions_are_two_array_lookups_per_bar():
     # sessions before Jan 2, 3, 4, 5, 6 (clamped beyond)
     assert cum == [0, 1, 2, 2, 3]
     opts = dq.validate_options(params())
-    text = _sql(dq.scan_query(opts, TYPES, ['ticker', 'region'], [dict(HOSTILE_SERIES[0], key=['A', 'US'])], cum))
+    text = _sql(dq.scan_query(opts, [dict(HOSTILE_SERIES[0], key=['A', 'US'])], cum))
     assert "LEFT JOIN unnest('{0}'::int2[], '{A}'::text[], '{US}'::text[]" in text
     assert "('{0,1,2,2,3}'::int2[]::int4[])[s.off + least(greatest(r.t::date - s.base, 0), s.days) + 1]" in text
-    assert 'r.k0 = s.k0 COLLATE "C" AND r.k1 = s.k1 COLLATE "C"' in text
+    assert 'r.k0 = s.k0 AND r.k1 = s.k1' in text
 
 
 def test_calendar_index_lays_calendars_end_to_end():
