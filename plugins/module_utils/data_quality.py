@@ -332,18 +332,21 @@ def scan_query(opts, series=None, cum=None):
         kjoin.append('r.k%d = s.k%d' % (i, i))
         korder.append('{k%d}' % i)
     kcols = ', '.join('k%d' % i for i in range(len(names)))
-    rules = [('{p_low} > {p_open}', 'low > open'), ('{p_low} > {close}', 'low > close'),
-             ('{p_open} > {p_high}', 'open > high'), ('{close} > {p_high}', 'close > high'),
-             ('{p_low} > {p_high}', 'low > high')]
+    # the OHLC rules, over the table's columns (once per row, in r1) and over r1's (for the findings only)
+    rules = [('%(low)s > %(open)s', 'low > open'), ('%(low)s > %(close)s', 'low > close'),
+             ('%(open)s > %(high)s', 'open > high'), ('%(close)s > %(high)s', 'close > high'),
+             ('%(low)s > %(high)s', 'low > high')]
     vol_sel, vol_out = '', ''
     if o['volume_column']:
         idents['vol'] = o['volume_column']
-        rules.append(('{vol} < 0', 'volume < 0'))
-        vol_sel = ', CASE WHEN bad THEN {vol} END AS volume'
-        vol_out = ', r.volume'
-    null_cols = ', '.join("CASE WHEN %s IS NULL THEN '%s' END" % (ref, n) for ref, n in (
-        ('{p_open}', 'open'), ('{p_high}', 'high'), ('{p_low}', 'low'), ('{close}', 'close')))
-    any_null = '{p_open} IS NULL OR {p_high} IS NULL OR {p_low} IS NULL OR {close} IS NULL'
+        rules.append(('%(volume)s < 0', 'volume < 0'))
+        vol_sel, vol_out = ', {vol} AS volume', ', r.volume'
+    table_cols = {'open': '{p_open}', 'high': '{p_high}', 'low': '{p_low}', 'close': '{close}', 'volume': '{vol}'}
+    row_cols = dict((k, 'r.' + k) for k in table_cols)
+    any_null = ' OR '.join('%s IS NULL' % table_cols[n] for n in ('open', 'high', 'low', 'close'))
+    any_rule = ' OR '.join('(%s)' % (cond % table_cols) for cond, dummy in rules)
+    null_cols = ', '.join("CASE WHEN %s IS NULL THEN '%s' END" % (row_cols[n], n) for n in ('open', 'high', 'low', 'close'))
+    violations = ', '.join("CASE WHEN %s THEN '%s' END" % (cond % row_cols, label) for cond, label in rules)
     ca_sel, ca_order, dup_ca = 'NULL::timestamptz AS ca', '', ''
     if o['created_at_column']:
         idents['ca'] = o['created_at_column']
@@ -356,14 +359,9 @@ def scan_query(opts, series=None, cum=None):
         report = 'r.t >= {report_since}'
         candidate += ' AND r.prev_t >= {report_since}'
         literals['report_since'] = o['since']
-    r1 = ('SELECT %s, {t} AS t, %s, {close} AS close, {close}::float8 AS closef, b.bad, CASE WHEN b.bad THEN {p_open} END AS open, '
-          'CASE WHEN b.bad THEN {p_high} END AS high, CASE WHEN b.bad THEN {p_low} END AS low%s, '
-          'CASE WHEN b.bad THEN array_remove(ARRAY[%s], NULL) END AS null_columns, '
-          'CASE WHEN b.bad THEN array_remove(ARRAY[%s], NULL) END AS violations '
-          'FROM {tbl} CROSS JOIN LATERAL (SELECT (%s) OR coalesce(%s, FALSE) AS bad) b %s'
-          % (', '.join(keysel), ca_sel, vol_sel.replace('bad', 'b.bad'), null_cols,
-             ', '.join("CASE WHEN %s THEN '%s' END" % rule for rule in rules), any_null,
-             ' OR '.join('(%s)' % cond for cond, dummy in rules), _where(clauses)))
+    r1 = ('SELECT %s, {t} AS t, %s, {close} AS close, {close}::float8 AS closef, {p_open} AS open, '
+          '{p_high} AS high, {p_low} AS low%s, (%s) OR coalesce(%s, FALSE) AS bad FROM {tbl} %s'
+          % (', '.join(keysel), ca_sel, vol_sel, any_null, any_rule, _where(clauses)))
     # The order of every window: (key, time DESC, created_at), the seed's index (ticker, region, date DESC),
     # so the planner may read the chunks in index order instead of sorting the range.
     order = 'PARTITION BY %s ORDER BY t DESC%s' % (kcols, ca_order)
@@ -390,16 +388,17 @@ def scan_query(opts, series=None, cum=None):
     template = (
         'WITH r1 AS (%s), r2 AS (%s), r3 AS (%s), r4 AS (%s) '
         'SELECT * FROM (SELECT %s, r.t AS time, r.first_copy AND r.copies > 1 AS duplicate, r.copies%s, '
-        'coalesce(cardinality(r.null_columns) > 0, FALSE) AS null_price, '
-        'coalesce(cardinality(r.violations) > 0, FALSE) AS ohlc_invalid, '
-        'r.null_columns, r.violations, r.open, r.high, r.low, r.close%s, '
+        'r.bad AND cardinality(array_remove(ARRAY[%s], NULL)) > 0 AS null_price, '
+        'r.bad AND cardinality(array_remove(ARRAY[%s], NULL)) > 0 AS ohlc_invalid, '
+        'CASE WHEN r.bad THEN array_remove(ARRAY[%s], NULL) END AS null_columns, '
+        'CASE WHEN r.bad THEN array_remove(ARRAY[%s], NULL) END AS violations, r.open, r.high, r.low, r.close%s, '
         'coalesce(%s, FALSE) AS outlier, r.close AS bar_close, %s AS daily_return, '
         'round((%s)::numeric, 2) AS z_score, abs(%s) AS z_abs, r.prev_t AS prev_time, '
         'r.t::date - r.prev_t::date AS gap_days, %s '
         'FROM r4 r %s WHERE %s AND (r.bad OR (r.first_copy AND r.copies > 1) OR (%s) OR (%s))) f '
         'WHERE duplicate OR null_price OR ohlc_invalid OR outlier OR missing_sessions > 0 OR gap '
         'ORDER BY %s, time'
-        % (r1, r2, r3, r4, ', '.join(kout), dup_ca, vol_out, outlier, exact, zexpr, zexpr, series_cols, join,
+        % (r1, r2, r3, r4, ', '.join(kout), dup_ca, null_cols, violations, null_cols, violations, vol_out, outlier, exact, zexpr, zexpr, series_cols, join,
            report, outlier, candidate, ', '.join(korder)))
     return Query(template, idents, literals)
 
