@@ -110,13 +110,15 @@ molecule: bootstrap market-data
 #                       the lab data plus BENCH_BACKUP_MB of generated rows, dd as
 #                       the disk reference, and the restore drill's RTO/RPO
 #   bench-data-quality  ohlcv_data_quality vs seed 002's SQL on a generated
-#                       BENCH_DQ_ROWS-row hypertable in the lab's db1 (make lab first)
+#                       BENCH_DQ_ROWS-row hypertable in the bench's own container
+#                       qp-dq-db (the postgresql+timescaledb roles; kept for re-runs)
 #   bench-queries       seed 002's query types (the benchmark runbook's role) on the seed's
 #                       size estimate (BENCH_Q_TICKERS tickers x 10 years), the role's tuned
 #                       configuration vs Debian's defaults in alternating rounds, plus
 #                       pgbench, on a container of its own (qp-qb-db)
 BENCH_BACKUP_MB ?= 2048
 BENCH_DQ_ROWS ?= 10000000
+BENCH_DQ_ROUNDS ?= 3
 BENCH_Q_TICKERS ?= 1000
 BENCH_Q_ROUNDS ?= 3
 bench: bench-backup bench-data-quality bench-queries
@@ -125,9 +127,7 @@ bench-backup: bootstrap market-data
 	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB)
 
 bench-data-quality: bootstrap
-	@podman container exists db1 || { echo "bench-data-quality runs on the lab's db1: run make lab first" >&2; exit 1; }
-	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --password-file .lab/secrets/quant_app \
-	  --host $$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' db1)
+	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --rounds $(BENCH_DQ_ROUNDS) --reference main
 
 bench-queries: bootstrap
 	bash bench/query_benchmark.sh --tickers $(BENCH_Q_TICKERS) --rounds $(BENCH_Q_ROUNDS)

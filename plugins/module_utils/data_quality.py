@@ -204,18 +204,6 @@ def _where(clauses):
     return ('WHERE ' + ' AND '.join(clauses)) if clauses else ''
 
 
-def duplicates_query(opts):
-    keys, clauses, literals, idents = _scan(opts)
-    created = ''
-    if opts['created_at_column']:
-        idents['ca'] = opts['created_at_column']
-        created = ', min({ca}) AS earliest_created_at, max({ca}) AS latest_created_at'
-    template = ('SELECT %s, {t} AS time, count(*) AS copies%s FROM {tbl} %s GROUP BY %s, {t} '
-                'HAVING count(*) > 1 ORDER BY count(*) DESC, %s, {t}'
-                % (keys, created, _where(clauses), keys, keys))
-    return Query(template, idents, literals)
-
-
 def duplicate_rows_query(opts, delete=False):
     """Rows beyond the earliest created_at of each (key, time) group; DELETE ... RETURNING them with delete."""
     keys, clauses, literals, idents = _scan(opts)
@@ -243,150 +231,175 @@ def duplicate_rows_query(opts, delete=False):
     return Query(template, idents, literals)
 
 
-def null_prices_query(opts):
-    keys, clauses, literals, idents = _scan(opts)
-    names = ['open', 'high', 'low', 'close']
-    for n in names:
-        idents['p_' + n] = opts['price_columns'][n]
-    nulls = ' OR '.join('{p_%s} IS NULL' % n for n in names)
-    which = ', '.join("CASE WHEN {p_%s} IS NULL THEN '%s' END" % (n, n) for n in names)
-    template = ('SELECT %s, {t} AS time, array_remove(ARRAY[%s], NULL) AS null_columns FROM {tbl} %s '
-                'ORDER BY %s, {t}' % (keys, which, _where(clauses + ['(%s)' % nulls]), keys))
-    return Query(template, idents, literals)
-
-
-def invariants_query(opts):
-    """Rows breaking low <= open, close <= high (so low <= high) or volume >= 0 (NULLs are the NULL check's)."""
-    keys, clauses, literals, idents = _scan(opts)
-    for n in ('open', 'high', 'low', 'close'):
-        idents['p_' + n] = opts['price_columns'][n]
-    rules = [("{p_low} > {p_open}", 'low > open'), ("{p_low} > {p_close}", 'low > close'),
-             ("{p_open} > {p_high}", 'open > high'), ("{p_close} > {p_high}", 'close > high'),
-             ("{p_low} > {p_high}", 'low > high')]
-    vol = ''
-    if opts['volume_column']:
-        idents['vol'] = opts['volume_column']
-        rules.append(("{vol} < 0", 'volume < 0'))
-        vol = ', {vol} AS volume'
-    broken = ', '.join("CASE WHEN %s THEN '%s' END" % (cond, label) for cond, label in rules)
-    any_broken = ' OR '.join('(%s)' % cond for cond, dummy in rules)
-    template = ('SELECT %s, {t} AS time, {p_open} AS open, {p_high} AS high, {p_low} AS low, {p_close} AS close%s, '
-                'array_remove(ARRAY[%s], NULL) AS violations FROM {tbl} %s ORDER BY %s, {t}'
-                % (keys, vol, broken, _where(clauses + ['(%s)' % any_broken]), keys))
-    return Query(template, idents, literals)
-
-
-def outliers_query(opts):
-    """Seed 002 z-score query: daily return vs the series' mean and stddev, |z| > threshold.
-
-    One row per (key, time) (the earliest created_at when duplicated) so duplicates do not
-    add zero returns.  Statistics use zscore_lookback_days before ``since`` as well; only
-    rows inside the range are reported.
-    """
-    dkeys, dummy = _key_list('d', opts['key_columns'])
-    stat_since = None
-    if opts['since'] is not None:
-        stat_since = opts['since'] - datetime.timedelta(days=opts['zscore_lookback_days'])
-    keys, clauses, literals, idents = _scan(opts, since=stat_since)
-    idents['close'] = opts['price_columns']['close']
-    order = ''
-    if opts['created_at_column']:
-        idents['ca'] = opts['created_at_column']
-        order = ', {ca}'
-    report = ''
-    if opts['since'] is not None:
-        report = 'AND d.time >= {report_since}'
-        literals['report_since'] = opts['since']
-    literals['z'] = opts['zscore_threshold']
-    literals['min_returns'] = opts['min_returns']
-    template = (
-        'WITH bars AS (SELECT DISTINCT ON (%(keys)s, {t}) %(keys)s, {t} AS time, {close} AS close '
-        'FROM {tbl} %(where)s ORDER BY %(keys)s, {t}%(order)s), '
-        'daily AS (SELECT %(keys)s, time, close, '
-        '(close - lag(close) OVER w) / NULLIF(lag(close) OVER w, 0) AS daily_return '
-        'FROM bars WINDOW w AS (PARTITION BY %(keys)s ORDER BY time)), '
-        'stats AS (SELECT %(keys)s, avg(daily_return) AS mean_return, stddev(daily_return) AS std_return, '
-        'count(daily_return) AS returns FROM daily WHERE daily_return IS NOT NULL GROUP BY %(keys)s) '
-        'SELECT %(dkeys)s, d.time, d.close, d.daily_return, '
-        'round(((d.daily_return - s.mean_return) / NULLIF(s.std_return, 0))::numeric, 2) AS z_score '
-        'FROM daily d JOIN stats s USING (%(keys)s) '
-        'WHERE s.returns >= {min_returns} AND abs((d.daily_return - s.mean_return) / NULLIF(s.std_return, 0)) > {z} '
-        '%(report)s ORDER BY abs((d.daily_return - s.mean_return) / NULLIF(s.std_return, 0)) DESC, %(dkeys)s, d.time'
-        % {'keys': keys, 'dkeys': dkeys, 'where': _where(clauses), 'order': order, 'report': report})
-    return Query(template, idents, literals)
-
-
-def count_query(opts):
-    """Rows inside the range (and regions): the denominator of the affected share."""
-    clauses, literals = _range_clause(opts)
-    return Query('SELECT count(*) AS n FROM {tbl} %s' % _where(clauses), _base(opts), literals)
-
-
 def series_query(opts):
-    """Series (key values) with their first/last time and row count inside the range."""
+    """Series (key values) with their first and last time and their row count inside the range.
+
+    A grouped aggregate without DISTINCT, so PostgreSQL reads the chunks with parallel workers; the
+    row counts add up to the scanned rows (no separate count).
+    """
     keys, clauses, literals, idents = _scan(opts)
-    template = ('SELECT %s, min({t}) AS first_time, max({t}) AS last_time, count(DISTINCT {t}) AS days '
+    template = ('SELECT %s, min({t}) AS first_time, max({t}) AS last_time, count(*) AS n '
                 'FROM {tbl} %s GROUP BY %s ORDER BY %s' % (keys, _where(clauses), keys, keys))
     return Query(template, idents, literals)
 
 
-def missing_sessions_query(opts, key_values, ranges, sessions):
-    """Sessions of one exchange calendar with no row, for many series in one anti-join.
+def _session_counts(sessions, lo, hi):
+    """cum[i] = sessions before lo + i days, for i in 0 .. (hi - lo).days + 1 (sessions sorted, inside [lo, hi])."""
+    cum, j = [], 0
+    for i in range((hi - lo).days + 2):
+        day = lo + datetime.timedelta(days=i)
+        while j < len(sessions) and sessions[j] < day:
+            j += 1
+        cum.append(j)
+    return cum
 
-    ``key_values`` is a list of key tuples (one per series, in key_columns order), ``ranges`` the
-    (first, last) dates each series is judged over (inclusive), ``sessions`` the calendar's
-    sessions over the union of the ranges (sorted, not empty).  One statement per calendar
-    instead of one per series: the hypertable is planned once, and the first and last session
-    as constant bounds let TimescaleDB exclude every chunk outside them at plan time.  Returns ``series`` (the index
-    into ``key_values``) and ``time`` (the missing session), ordered by both.
+
+def calendar_index(sessions_by_code):
+    """Lay every calendar's session counts end to end in one integer array.
+
+    ``sessions_by_code`` maps a code to its sorted sessions (not empty).  Returns (cum, layout) with
+    layout[code] = (offset, base, days): the number of sessions of ``code`` before day ``d`` is
+    cum[offset + min(max(d - base, 0), days)] (0-based), so the sessions strictly between two bars p and t
+    are cum(t) - cum(p + 1): two array subscripts per bar inside the scan, no join with a calendar table.
     """
-    idents = {'tbl': (opts['schema'], opts['table']), 't': opts['time_column']}
-    literals = {'sessions': TypedArray(sessions, 'date'), 'lo': sessions[0], 'hi': sessions[-1],
-                'idx': ValueArray(range(len(key_values))), 'first': TypedArray([r[0] for r in ranges], 'date'),
-                'last': TypedArray([r[1] for r in ranges], 'date')}
-    conds, arrays, names = [], [], []
-    for i, col in enumerate(opts['key_columns']):
-        idents['k%d' % i] = col
-        literals['v%d' % i] = ValueArray(k[i] for k in key_values)
-        arrays.append('{v%d}' % i)
-        names.append('k%d' % i)
-        conds.append('o.{k%d} = s.k%d' % (i, i))
-    template = ('SELECT s.idx AS series, x.session AS time '
-                'FROM unnest({idx}, %s, {first}, {last}) AS s(idx, %s, first_day, last_day) '
-                'JOIN unnest({sessions}) AS x(session) ON x.session BETWEEN s.first_day AND s.last_day '
-                'WHERE NOT EXISTS (SELECT 1 FROM {tbl} o WHERE %s AND o.{t} = x.session '
-                'AND o.{t} >= {lo} AND o.{t} <= {hi}) ORDER BY 1, 2'
-                % (', '.join(arrays), ', '.join(names), ' AND '.join(conds)))
-    return Query(template, idents, literals)
+    cum, layout = [], {}
+    for code in sorted(sessions_by_code):
+        sessions = sessions_by_code[code]
+        lo, hi = sessions[0], sessions[-1]
+        layout[code] = (len(cum), lo, (hi - lo).days + 1)
+        cum.extend(_session_counts(sessions, lo, hi))
+    return cum, layout
 
 
-def gaps_query(opts, key_values, gap_days, start=None, end=None):
-    """Seed 002 missing-date query for one series: consecutive rows more than gap_days apart.
+def scan_since(opts):
+    """First day the scan reads: ``since`` minus the outlier lookback when outliers are checked."""
+    if opts['since'] is None:
+        return None
+    if 'outliers' in opts['checks']:
+        return opts['since'] - datetime.timedelta(days=opts['zscore_lookback_days'])
+    return opts['since']
 
-    ``start``/``end`` (inclusive) bound the part of the series judged this way (outside an
-    exchange calendar's range).
+
+def _series_join(opts, series, cum, kjoin, candidate):
+    """The LEFT JOIN of the missing-days plan (one row per series) and the columns computed from it."""
+    literals = {'cum': TypedArray(cum or [0], 'int4'), 's_idx': ValueArray(range(len(series)))}
+    arrays, cols = ['{s_idx}'], ['idx']
+    for i in range(len(opts['key_columns'])):
+        literals['s_v%d' % i] = ValueArray(s['key'][i] for s in series)
+        arrays.append('{s_v%d}' % i)
+        cols.append('k%d' % i)
+    for name, kind in (('off', 'int4'), ('base', 'date'), ('days', 'int4'), ('gap', 'int4'), ('gap_all', 'bool'),
+                       ('f1lo', 'date'), ('f1hi', 'date'), ('f2lo', 'date'), ('f2hi', 'date')):
+        literals['s_' + name] = TypedArray([s[name] for s in series], kind)
+        arrays.append('{s_%s}' % name)
+        cols.append(name)
+    join = ('LEFT JOIN unnest(%s) AS s(%s) ON %s AND %s'
+            % (', '.join(arrays), ', '.join(cols), candidate, ' AND '.join(kjoin)))
+    cnt = '({cum})[s.off + least(greatest(%s - s.base, 0), s.days) + 1]'
+    missing = 'CASE WHEN s.off IS NOT NULL THEN %s - %s END' % (cnt % 'r.t::date', cnt % '(r.prev_t::date + 1)')
+    gap = ('s.idx IS NOT NULL AND r.t::date - r.prev_t::date > s.gap AND (s.gap_all '
+           'OR (r.prev_t::date >= s.f1lo AND r.t::date <= s.f1hi) '
+           'OR (r.prev_t::date >= s.f2lo AND r.t::date <= s.f2hi))')
+    return join, 's.idx AS series, %s AS missing_sessions, coalesce(%s, FALSE) AS gap' % (missing, gap), literals
+
+
+def scan_query(opts, series=None, cum=None):
+    """Every check in one pass over the range: one order (key, time DESC, created_at), window functions on it.
+
+    ``series`` (the missing-days plan, one dict per series: ``key``; ``off``, ``base``, ``days`` into ``cum``
+    for its calendar, see calendar_index; ``gap``, ``gap_all`` and the fallback ranges ``f1lo``..``f2hi`` of
+    the gap method) adds the missing-day columns; without it they are NULL.
+
+    Levels, all on the one order (the seed's index (ticker, region, date DESC) provides it, so the planner
+    may merge the chunks' index scans instead of sorting the range): ``r1`` reads the range (with the
+    outlier statistics' lookback) and marks the rows with a NULL price or a broken OHLC rule, carrying
+    their other prices only for those; ``r2`` finds the first (earliest created_at) copy of each bar and
+    counts the copies; ``r3`` takes, from each first copy, the previous bar's first copy ``copies`` rows
+    further (time, close, the return in double precision); ``r4`` the series' return statistics (a window
+    over the whole partition).  The outer query keeps only the findings, ordered by key and time.
     """
-    idents = {'tbl': (opts['schema'], opts['table']), 't': opts['time_column']}
-    conds = []
-    literals = {'gap': gap_days}
-    for i, (col, value) in enumerate(zip(opts['key_columns'], key_values)):
+    o = opts
+    names = o['key_columns']
+    idents = _base(o)
+    clauses, literals = _range_clause(o, since=scan_since(o))
+    idents.update({'close': o['price_columns']['close'], 'p_open': o['price_columns']['open'],
+                   'p_high': o['price_columns']['high'], 'p_low': o['price_columns']['low']})
+    keysel, kout, kjoin, korder = [], [], [], []
+    for i, col in enumerate(names):
         idents['k%d' % i] = col
-        literals['v%d' % i] = value
-        conds.append('{k%d} = {v%d}' % (i, i))
-    lo = start if start is not None else opts['since']
-    if lo is not None:
-        conds.append('{t} >= {lo}')
-        literals['lo'] = lo
-    if end is not None:
-        conds.append('{t} <= {hi}')
-        literals['hi'] = end
-    elif opts['until'] is not None:
-        conds.append('{t} < {hi}')
-        literals['hi'] = opts['until']
-    template = ('SELECT prev_time, time, (time::date - prev_time::date) AS gap_days FROM ('
-                'SELECT {t} AS time, lag({t}) OVER (ORDER BY {t}) AS prev_time FROM '
-                '(SELECT DISTINCT {t} FROM {tbl} WHERE %s) x) y '
-                'WHERE time::date - prev_time::date > {gap} ORDER BY prev_time' % ' AND '.join(conds))
+        keysel.append('{k%d} AS k%d' % (i, i))
+        kout.append('r.k%d AS {k%d}' % (i, i))
+        kjoin.append('r.k%d = s.k%d' % (i, i))
+        korder.append('{k%d}' % i)
+    kcols = ', '.join('k%d' % i for i in range(len(names)))
+    # the OHLC rules, over the table's columns (once per row, in r1) and over r1's (for the findings only)
+    rules = [('%(low)s > %(open)s', 'low > open'), ('%(low)s > %(close)s', 'low > close'),
+             ('%(open)s > %(high)s', 'open > high'), ('%(close)s > %(high)s', 'close > high'),
+             ('%(low)s > %(high)s', 'low > high')]
+    vol_sel, vol_out = '', ''
+    if o['volume_column']:
+        idents['vol'] = o['volume_column']
+        rules.append(('%(volume)s < 0', 'volume < 0'))
+        vol_sel, vol_out = ', {vol} AS volume', ', r.volume'
+    table_cols = {'open': '{p_open}', 'high': '{p_high}', 'low': '{p_low}', 'close': '{close}', 'volume': '{vol}'}
+    row_cols = dict((k, 'r.' + k) for k in table_cols)
+    any_null = ' OR '.join('%s IS NULL' % table_cols[n] for n in ('open', 'high', 'low', 'close'))
+    any_rule = ' OR '.join('(%s)' % (cond % table_cols) for cond, dummy in rules)
+    null_cols = ', '.join("CASE WHEN %s IS NULL THEN '%s' END" % (row_cols[n], n) for n in ('open', 'high', 'low', 'close'))
+    violations = ', '.join("CASE WHEN %s THEN '%s' END" % (cond % row_cols, label) for cond, label in rules)
+    ca_sel, ca_order, dup_ca = 'NULL::timestamptz AS ca', '', ''
+    if o['created_at_column']:
+        idents['ca'] = o['created_at_column']
+        ca_sel, ca_order = '{ca} AS ca', ', ca'
+        dup_ca = ', r.first_ca AS earliest_created_at, r.last_ca AS latest_created_at'
+    literals.update({'z': o['zscore_threshold'], 'min_returns': o['min_returns']})
+    report = 'TRUE'
+    candidate = 'r.first_copy AND r.t::date - r.prev_t::date > 1'
+    if o['since'] is not None:
+        report = 'r.t >= {report_since}'
+        candidate += ' AND r.prev_t >= {report_since}'
+        literals['report_since'] = o['since']
+    r1 = ('SELECT %s, {t} AS t, %s, {close} AS close, {close}::float8 AS closef, {p_open} AS open, '
+          '{p_high} AS high, {p_low} AS low%s, (%s) OR coalesce(%s, FALSE) AS bad FROM {tbl} %s'
+          % (', '.join(keysel), ca_sel, vol_sel, any_null, any_rule, _where(clauses)))
+    # The order of every window: (key, time DESC, created_at), the seed's index (ticker, region, date DESC),
+    # so the planner may read the chunks in index order instead of sorting the range.
+    order = 'PARTITION BY %s ORDER BY t DESC%s' % (kcols, ca_order)
+    r2 = ('SELECT r1.*, (lag(t) OVER w) IS DISTINCT FROM t AS first_copy, count(*) OVER p AS copies, '
+          'min(ca) OVER p AS first_ca, max(ca) OVER p AS last_ca FROM r1 '
+          'WINDOW w AS (%s), p AS (PARTITION BY %s ORDER BY t DESC RANGE BETWEEN CURRENT ROW AND CURRENT ROW)'
+          % (order, kcols))
+    # From the first copy of a bar, the previous bar's first copy is ``copies`` rows further.
+    r3 = ('SELECT r2.*, CASE WHEN first_copy THEN lead(t, copies::int) OVER w END AS prev_t, '
+          'CASE WHEN first_copy THEN lead(close, copies::int) OVER w END AS prev_close, '
+          'CASE WHEN first_copy THEN (closef - lead(closef, copies::int) OVER w) '
+          '/ NULLIF(lead(closef, copies::int) OVER w, 0) END AS daily_return FROM r2 WINDOW w AS (%s)' % order)
+    r4 = ('SELECT r3.*, avg(daily_return) OVER s AS mean_return, stddev(daily_return) OVER s AS std_return, '
+          'count(daily_return) OVER s AS returns FROM r3 WINDOW s AS (PARTITION BY %s)' % kcols)
+    zexpr = '(r.daily_return - r.mean_return) / NULLIF(r.std_return, 0)'
+    # the reported return in the column's own type (numeric), computed for the findings only
+    exact = 'CASE WHEN r.first_copy THEN (r.close - r.prev_close) / NULLIF(r.prev_close, 0) END'
+    outlier = 'r.returns >= {min_returns} AND abs(%s) > {z}' % zexpr
+    if series is not None:
+        join, series_cols, more = _series_join(o, series, cum, kjoin, candidate)
+        literals.update(more)
+    else:
+        join, series_cols = '', 'NULL::int AS series, NULL::int AS missing_sessions, FALSE AS gap'
+    template = (
+        'WITH r1 AS (%s), r2 AS (%s), r3 AS (%s), r4 AS (%s) '
+        'SELECT * FROM (SELECT %s, r.t AS time, r.first_copy AND r.copies > 1 AS duplicate, r.copies%s, '
+        'r.bad AND cardinality(array_remove(ARRAY[%s], NULL)) > 0 AS null_price, '
+        'r.bad AND cardinality(array_remove(ARRAY[%s], NULL)) > 0 AS ohlc_invalid, '
+        'CASE WHEN r.bad THEN array_remove(ARRAY[%s], NULL) END AS null_columns, '
+        'CASE WHEN r.bad THEN array_remove(ARRAY[%s], NULL) END AS violations, r.open, r.high, r.low, r.close%s, '
+        'coalesce(%s, FALSE) AS outlier, r.close AS bar_close, %s AS daily_return, '
+        'round((%s)::numeric, 2) AS z_score, abs(%s) AS z_abs, r.prev_t AS prev_time, '
+        'r.t::date - r.prev_t::date AS gap_days, %s '
+        'FROM r4 r %s WHERE %s AND (r.bad OR (r.first_copy AND r.copies > 1) OR (%s) OR (%s))) f '
+        'WHERE duplicate OR null_price OR ohlc_invalid OR outlier OR missing_sessions > 0 OR gap '
+        'ORDER BY %s, time'
+        % (r1, r2, r3, r4, ', '.join(kout), dup_ca, null_cols, violations, null_cols, violations, vol_out, outlier, exact, zexpr, zexpr, series_cols, join,
+           report, outlier, candidate, ', '.join(korder)))
     return Query(template, idents, literals)
 
 

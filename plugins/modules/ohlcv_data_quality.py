@@ -23,7 +23,8 @@ description:
     gap method is used: consecutive rows more than O(gap_days) calendar days apart. The result says,
     per series, which method judged which dates and why (C(missing_days_methods))."
   - "C(outliers): daily close-to-close returns whose z-score against the series' mean and standard deviation
-    exceeds O(zscore_threshold)."
+    exceeds O(zscore_threshold). The statistics are computed in double precision (the reported return in the
+    close column's own type)."
   - "C(null_prices): rows with a NULL open, high, low or close."
   - "C(ohlc_invariants): rows breaking low <= open <= high, low <= close <= high or volume >= 0. NULLs are left
     to C(null_prices)."
@@ -177,8 +178,15 @@ notes:
     year). Dates outside are judged with the gap method and the reason is given."
   - "Privileges: C(SELECT) on the table; C(DELETE) too with O(fix=true). The session is read-only unless rows
     are removed."
-  - The whole range is read once per check; give O(since) on big tables (see the benchmark in
-    C(bench/data_quality_scan.py)).
+  - "How it reads the table: two statements. A per-series summary (first and last time, row count; a grouped
+    aggregate that PostgreSQL runs with parallel workers) decides which exchange calendar judges which dates;
+    then one scan computes all five checks in a single pass: one order by key, time (newest first) and
+    O(created_at_column), which the seed's index C((ticker, region, date DESC)) provides (the planner merges
+    the chunks' index scans instead of sorting the range), window functions on it for the copies of each bar,
+    the previous bar and each series' return statistics, and two integer-array lookups per bar for the
+    sessions a calendar has between two bars. Window functions run in one process. Give O(since) on big
+    tables so that only the newest chunks (and the outlier lookback) are read (see the benchmark in
+    C(bench/data_quality_scan.py) and C(docs/benchmarks.md))."
 seealso:
   - name: exchange_calendars
     description: Trading calendars of 50+ exchanges, used for the missing-day check.
@@ -319,17 +327,22 @@ removed_rows:
   elements: dict
   sample: [{ticker: SPX, region: US, time: "2018-06-01", created_at: "2024-01-02T10:00:00+00:00", close: 2734.62}]
 timings:
-  description: Seconds each check took (wall clock, including the transfer of its findings).
+  description:
+    - "Seconds each step took (wall clock): C(series) the per-series summary (also the row count), C(calendars)
+      the exchange calendars (import and sessions; only with the C(missing_days) check), C(scan) the one pass
+      computing every check, including the transfer of its findings."
+    - The checks share one scan, so there is no per-check time.
   returned: always
   type: dict
-  sample: {duplicates: 0.41, missing_days: 2.3}
+  sample: {series: 0.12, calendars: 0.9, scan: 2.3}
 queries:
-  description: SQL statements run (or, for the DELETE in check mode, that would run), each cut at 2000 characters.
+  description: SQL statements run (or, for the DELETE in check mode, that would run), each cut at 6000 characters.
   returned: always
   type: list
   elements: str
 '''
 
+import bisect
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -340,7 +353,7 @@ from ansible_collections.quantops.platform.plugins.module_utils.postgres import 
     Query, QueryRunner, convert_value, pg_session, postgres_common_argument_spec, psycopg
 )
 
-QUERY_TEXT_LIMIT = 2000
+QUERY_TEXT_LIMIT = 6000
 STATEMENT_TIMEOUT = '10min'
 
 
@@ -394,16 +407,11 @@ class DataQuality(QueryRunner):
         """Every check's query is recorded unless told otherwise."""
         return super(DataQuality, self).rows(query, record, convert)
 
-    def queries_seen(self, kind):
-        """True after the first query of a kind was recorded (one example per kind in RV(queries))."""
-        seen = kind in self.timings.get('_seen', ())
-        self.timings.setdefault('_seen', []).append(kind)
-        return seen
-
     def fail(self, msg):
         self.module.fail_json(msg=msg, queries=self.queries)
 
     def columns(self):
+        """Column types of the table."""
         o = self.opts
         rows = self.rows(Query(
             'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type '
@@ -433,37 +441,13 @@ class DataQuality(QueryRunner):
         finally:
             self.timings[name] = round(time.time() - started, 3)
 
-    # --- checks -------------------------------------------------------------------------------
-    def check_duplicates(self):
-        groups = self.rows(dq.duplicates_query(self.opts))
-        extra = sum(int(g['copies']) - 1 for g in groups)
-        status = dq.judge('duplicates', len(groups), critical=True)
-        msg = ('%d duplicate groups, %d extra rows' % (len(groups), extra)) if groups else '0 duplicates found'
-        return {'name': 'duplicates', 'status': status, 'count': len(groups), 'affected': extra,
-                'message': msg}, groups
+    # --- missing days: which calendar (or the gap method) judges which dates of each series ---------
+    def plan_missing(self, series, types):
+        """Per series, the calendar that judges which dates and the gap method's ranges (and why).
 
-    def check_nulls(self):
-        rows = self.rows(dq.null_prices_query(self.opts))
-        msg = ('%d rows with NULL prices' % len(rows)) if rows else '0 NULL prices found'
-        return {'name': 'null_prices', 'status': dq.judge('null_prices', len(rows)), 'count': len(rows),
-                'affected': len(rows), 'message': msg}, rows
-
-    def check_invariants(self):
-        rows = self.rows(dq.invariants_query(self.opts))
-        msg = ('%d rows break low <= open/close <= high or volume >= 0' % len(rows)) if rows \
-            else 'all OHLCV records pass validation'
-        return {'name': 'ohlc_invariants', 'status': dq.judge('ohlc_invariants', len(rows)), 'count': len(rows),
-                'affected': len(rows), 'message': msg}, rows
-
-    def check_outliers(self):
-        rows = self.rows(dq.outliers_query(self.opts))
-        msg = ('%d outliers (threshold: %s std dev)' % (len(rows), self.opts['zscore_threshold']))
-        return {'name': 'outliers', 'status': dq.judge('outliers', len(rows)), 'count': len(rows),
-                'affected': len(rows), 'message': msg}, rows
-
-    def check_missing(self, types):
+        Returns (plan, sessions_by_code, version): one entry per series, in the series query's order.
+        """
         o = self.opts
-        series = self.rows(dq.series_query(o), convert=False)
         xcals, version, import_error = dq.import_calendars()
         time_is_date = types.get(o['time_column']) == 'date'
         region_idx = o['key_columns'].index(o['region_column']) if o['region_column'] else None
@@ -482,7 +466,6 @@ class DataQuality(QueryRunner):
                 calendars[code] = dq.calendar_sessions(xcals, code, lo, hi)
             except Exception as e:  # unknown code, or a bound error from the library
                 calendars[code] = {'error': '%s: %s' % (type(e).__name__, to_native(e))}
-        # First pass: per series, which calendar judges which dates (and why not, if none).
         plan = []
         for s in series:
             key = [s[c] for c in names]
@@ -518,50 +501,112 @@ class DataQuality(QueryRunner):
                 fallback = dq.uncovered_ranges(first, last, covered)
                 if fallback:
                     entry['reason'] = ('dates outside what %s records (%s)' % (code, cal['note'] or 'calendar range'))
-            plan.append({'key': key, 'entry': entry, 'code': code, 'covered': covered,
-                         'fallback': fallback, 'gap_days': gap_days})
-        # Second pass: one anti-join per calendar over all the series it judges.
-        members_by_code = {}
-        for i, p in enumerate(plan):
-            if p['covered'] is not None:
-                members_by_code.setdefault(p['code'], []).append(i)
-        missing_by_series = {}
-        for code, members in sorted(members_by_code.items()):
-            ranges = [plan[i]['covered'] for i in members]
-            lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
-            sessions = [d for d in calendars[code]['sessions'] if lo <= d <= hi]
-            if not sessions:
-                continue
-            query = dq.missing_sessions_query(o, [plan[i]['key'] for i in members], ranges, sessions)
-            for m in self.rows(query, record=not self.queries_seen('missing'), convert=False):
-                missing_by_series.setdefault(members[m['series']], []).append(m['time'])
-        findings, methods = [], []
-        missing_sessions_total, gap_total = 0, 0
-        for i, p in enumerate(plan):
-            key, entry = p['key'], p['entry']
-            for day in missing_by_series.get(i, []):
-                row = dict(zip(names, [convert_value(k) for k in key]))
-                row.update({'method': 'calendar', 'calendar': p['code'], 'time': convert_value(day)})
-                findings.append(row)
-                missing_sessions_total += 1
-            for lo, hi in p['fallback'] or []:
+            for lo, hi in fallback:
                 entry['gap_ranges'].append([convert_value(lo), convert_value(hi)])
-                gaps = self.rows(dq.gaps_query(o, key, p['gap_days'], lo, hi), record=not self.queries_seen('gap'))
-                gap_total += len(gaps)
-                for g in gaps:
-                    row = dict(zip(names, [convert_value(k) for k in key]))
-                    row.update({'method': 'gap', 'prev_time': convert_value(g['prev_time']),
-                                'time': convert_value(g['time']), 'gap_days': int(g['gap_days'])})
-                    findings.append(row)
             entry['method'] = ('calendar+gap' if entry['calendar'] and entry['gap_ranges']
                                else 'calendar' if entry['calendar'] else 'gap')
-            methods.append(entry)
-        count = missing_sessions_total + gap_total
-        msg = '%d missing sessions by exchange calendar, %d gaps > gap_days by the gap method' % (
-            missing_sessions_total, gap_total) if count else '0 gaps found'
-        check = {'name': 'missing_days', 'status': dq.judge('missing_days', count), 'count': count,
-                 'affected': count, 'message': msg}
-        return check, findings, methods, version
+            plan.append({'key': key, 'entry': entry, 'code': code, 'covered': covered,
+                         'fallback': fallback, 'gap_days': gap_days, 'whole': bool(entry['reason']) and not entry['calendar']})
+        # The sessions each calendar judges: those inside the union of its series' covered ranges.
+        sessions_by_code = {}
+        for p in plan:
+            if p['covered'] is not None:
+                lo, hi = sessions_by_code.get(p['code'], p['covered'])
+                sessions_by_code[p['code']] = (min(lo, p['covered'][0]), max(hi, p['covered'][1]))
+        for code, (lo, hi) in list(sessions_by_code.items()):
+            sessions = [d for d in calendars[code]['sessions'] if lo <= d <= hi]
+            if sessions:
+                sessions_by_code[code] = sessions
+            else:
+                del sessions_by_code[code]
+        return plan, sessions_by_code, version
+
+    @staticmethod
+    def scan_series(plan, layout):
+        """The plan as the scan's per-series rows (see dq.scan_query)."""
+        out = []
+        for p in plan:
+            off, base, days = layout.get(p['code'], (None, None, None)) if p['covered'] is not None else (None, None, None)
+            ranges = [] if p['whole'] else list(p['fallback'])
+            ranges += [None] * (2 - len(ranges))
+            out.append({'key': p['key'], 'off': off, 'base': base, 'days': days, 'gap': p['gap_days'],
+                        'gap_all': p['whole'], 'f1lo': ranges[0] and ranges[0][0], 'f1hi': ranges[0] and ranges[0][1],
+                        'f2lo': ranges[1] and ranges[1][0], 'f2hi': ranges[1] and ranges[1][1]})
+        return out
+
+    # --- the findings of the one scan, check by check ----------------------------------------------
+    def split(self, rows, plan, sessions_by_code):
+        """Findings of each check from the scan's rows (ordered by key and time), in each check's order."""
+        o = self.opts
+        names = o['key_columns']
+        found = dict((name, []) for name in dq.CHECK_NAMES)
+        dup_rank, out_rank, by_series = [], [], {}
+        for rank, r in enumerate(rows):
+            key = dict((c, convert_value(r[c])) for c in names)
+            time_value = convert_value(r['time'])
+            if r['duplicate']:
+                item = dict(key, time=time_value, copies=int(r['copies']))
+                if o['created_at_column']:
+                    item['earliest_created_at'] = convert_value(r['earliest_created_at'])
+                    item['latest_created_at'] = convert_value(r['latest_created_at'])
+                dup_rank.append((-int(r['copies']), rank, item))
+            if r['null_price']:
+                found['null_prices'].append(dict(key, time=time_value, null_columns=list(r['null_columns'])))
+            if r['ohlc_invalid']:
+                item = dict(key, time=time_value, open=convert_value(r['open']), high=convert_value(r['high']),
+                            low=convert_value(r['low']), close=convert_value(r['close']))
+                if o['volume_column']:
+                    item['volume'] = convert_value(r['volume'])
+                item['violations'] = list(r['violations'])
+                found['ohlc_invariants'].append(item)
+            if r['outlier']:
+                out_rank.append((-r['z_abs'], rank, dict(key, time=time_value, close=convert_value(r['bar_close']),
+                                                         daily_return=convert_value(r['daily_return']),
+                                                         z_score=convert_value(r['z_score']))))
+            if r['missing_sessions'] or r['gap']:
+                by_series.setdefault(r['series'], []).append(r)
+        found['duplicates'] = [item for dummy, dummy2, item in sorted(dup_rank, key=lambda x: x[:2])]
+        found['outliers'] = [item for dummy, dummy2, item in sorted(out_rank, key=lambda x: x[:2])]
+        sessions_total, gaps_total = 0, 0
+        for i, p in enumerate(plan):
+            calendar, gaps = [], []
+            key = dict(zip(names, [convert_value(k) for k in p['key']]))
+            for r in by_series.get(i, []):
+                if r['missing_sessions']:
+                    sessions = sessions_by_code[p['code']]
+                    lo = bisect.bisect_right(sessions, r['prev_time'])
+                    hi = bisect.bisect_left(sessions, r['time'])
+                    calendar.extend(sessions[lo:hi])
+                if r['gap']:
+                    gaps.append(dict(key, method='gap', prev_time=convert_value(r['prev_time']),
+                                     time=convert_value(r['time']),
+                                     gap_days=int(r['gap_days'])))
+            for day in calendar:
+                found['missing_days'].append(dict(key, method='calendar', calendar=p['code'], time=convert_value(day)))
+            found['missing_days'].extend(gaps)
+            sessions_total += len(calendar)
+            gaps_total += len(gaps)
+        return found, sessions_total, gaps_total
+
+    def judge(self, name, found, sessions_total, gaps_total):
+        """The check entry (status, count, rows affected, message) of one check's findings."""
+        count = len(found)
+        if name == 'duplicates':
+            extra = sum(int(g['copies']) - 1 for g in found)
+            msg = ('%d duplicate groups, %d extra rows' % (count, extra)) if found else '0 duplicates found'
+            return {'name': name, 'status': dq.judge(name, count, critical=True), 'count': count,
+                    'affected': extra, 'message': msg}
+        if name == 'missing_days':
+            msg = '%d missing sessions by exchange calendar, %d gaps > gap_days by the gap method' % (
+                sessions_total, gaps_total) if count else '0 gaps found'
+        elif name == 'null_prices':
+            msg = ('%d rows with NULL prices' % count) if found else '0 NULL prices found'
+        elif name == 'ohlc_invariants':
+            msg = ('%d rows break low <= open/close <= high or volume >= 0' % count) if found \
+                else 'all OHLCV records pass validation'
+        else:
+            msg = '%d outliers (threshold: %s std dev)' % (count, self.opts['zscore_threshold'])
+        return {'name': name, 'status': dq.judge(name, count), 'count': count, 'affected': count, 'message': msg}
 
     def fix(self, check_mode):
         if check_mode:
@@ -590,32 +635,26 @@ def run_module():
                 if not (opts['fix'] and not module.check_mode):
                     cur.execute('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY')
             types = runner.columns()
-            scanned = runner.rows(dq.count_query(opts))[0]['n']
+            series = runner.timed('series', lambda: runner.rows(dq.series_query(opts), convert=False))
+            scanned = sum(int(s['n']) for s in series)
+            plan, scan_series, cum, sessions_by_code = None, None, None, {}
+            if 'missing_days' in opts['checks']:
+                plan, sessions_by_code, version = runner.timed(
+                    'calendars', lambda: runner.plan_missing(series, types))
+                cum, layout = dq.calendar_index(sessions_by_code)
+                scan_series = runner.scan_series(plan, layout)
+                result['missing_days_methods'] = [p['entry'] for p in plan]
+                result['exchange_calendars_version'] = version
+            rows = runner.timed('scan', lambda: runner.rows(
+                dq.scan_query(opts, scan_series, cum), convert=False))
+            found, sessions_total, gaps_total = runner.split(rows, plan or [], sessions_by_code)
             checks = []
             lists = {}
             limit = opts['max_findings']
-            if 'duplicates' in opts['checks']:
-                check, rows = runner.timed('duplicates', runner.check_duplicates)
+            for name in opts['checks']:
+                check = runner.judge(name, found[name], sessions_total, gaps_total)
                 checks.append(check)
-                lists['duplicates'] = rows[:limit]
-            if 'missing_days' in opts['checks']:
-                check, rows, methods, version = runner.timed('missing_days', lambda: runner.check_missing(types))
-                checks.append(check)
-                lists['missing_days'] = rows[:limit]
-                result['missing_days_methods'] = methods
-                result['exchange_calendars_version'] = version
-            if 'outliers' in opts['checks']:
-                check, rows = runner.timed('outliers', runner.check_outliers)
-                checks.append(check)
-                lists['outliers'] = rows[:limit]
-            if 'null_prices' in opts['checks']:
-                check, rows = runner.timed('null_prices', runner.check_nulls)
-                checks.append(check)
-                lists['null_prices'] = rows[:limit]
-            if 'ohlc_invariants' in opts['checks']:
-                check, rows = runner.timed('ohlc_invariants', runner.check_invariants)
-                checks.append(check)
-                lists['ohlc_invariants'] = rows[:limit]
+                lists[name] = found[name][:limit]
             fixed = False
             if opts['fix']:
                 dup = [c for c in checks if c['name'] == 'duplicates']
@@ -649,7 +688,7 @@ def run_module():
         affected_rows=affected,
         range={'since': opts['since'].isoformat() if opts['since'] else None,
                'until': opts['until'].isoformat() if opts['until'] else None},
-        timings=dict((k, v) for k, v in runner.timings.items() if k != '_seen'),
+        timings=runner.timings,
         queries=runner.queries,
     )
     module.exit_json(**result)
