@@ -181,7 +181,7 @@ notes:
   - "How it reads the table: two statements. A per-series summary (first and last time, row count; a grouped
     aggregate that PostgreSQL runs with parallel workers) decides which exchange calendar judges which dates;
     then one scan computes all five checks in a single pass: one order by key, time (newest first) and
-    O(created_at_column), which the seed's index C((ticker, region, date DESC)) provides (the planner merges
+    O(created_at_column), which the seed's index on ticker, region, date DESC provides (the planner merges
     the chunks' index scans instead of sorting the range), window functions on it for the copies of each bar,
     the previous bar and each series' return statistics, and two integer-array lookups per bar for the
     sessions a calendar has between two bars. Window functions run in one process. Give O(since) on big
