@@ -51,8 +51,9 @@ def run_runbook(*extra):
 
 
 def flat(proc):
-    """The run's output with every run of white space one blank (a callback may wrap long lines)."""
-    return re.sub(r'\s+', ' ', proc.stdout)
+    """The run's output, stdout then stderr (where a failed task's message goes), with every run of white
+    space one blank (a callback may wrap long lines)."""
+    return re.sub(r'\s+', ' ', proc.stdout + proc.stderr)
 
 
 def checklist(proc):
