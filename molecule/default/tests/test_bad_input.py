@@ -70,6 +70,31 @@ CASES = {
     "unknown key in a pg_hba entry": (
         {"postgresql_hba_entries": [{"database": "quant_platform", "user": "reporting", "adress": "10.0.0.0/8"}]},
         "postgresql_hba_entries.adress. Supported parameters include: address, allow_plaintext"),
+    # Issue 16: every list of dicts has suboptions, so argument validation refuses a misspelled key.
+    "unknown key in a scrape job": (
+        {"prometheus_app_jobs": [{"name": "metrics_collector", "targets": ["qp-default-db:8000"],
+                                  "lables": {"team": "quant"}}]},
+        "prometheus_app_jobs.lables. Supported parameters include: groups, labels, metrics_path, name, port"),
+    "unknown key in an inhibit rule": (
+        {"alertmanager_inhibit_rules": [{"source_matchers": ['severity="critical"'],
+                                         "target_matchers": ['severity="warning"'], "eqaul": ["alertname"]}]},
+        "alertmanager_inhibit_rules.eqaul. Supported parameters include: equal, source_match"),
+    "unknown key in a Grafana child route": (
+        {"grafana_alerting_policies": [{"receiver": "grafana-default-email",
+                                        "routes": [{"receiver": "grafana-default-email", "matcher": ["team=quant"]}]}]},
+        "grafana_alerting_policies.routes.matcher. Supported parameters include: active_time_intervals, continue"),
+    "unknown key in a config tarball": (
+        {"pg_dump_backup_paths": [{"name": "postgresql-config", "paths": ["/etc/postgresql"], "exlude": ["*.pid"]}]},
+        "pg_dump_backup_paths.exlude. Supported parameters include: exclude, name, paths"),
+    "unknown key in a logrotate entry": (
+        {"logrotate_entries": [{"name": "quantops", "paths": ["/var/log/quantops/*.log"], "rotat": 12}]},
+        "logrotate_entries.rotat. Supported parameters include: compress, copytruncate"),
+    "unknown key in a scheduled job": (
+        {"runbook_schedules_jobs": [{"name": "weekly-vacuum-analyze", "description": "VACUUM ANALYZE",
+                                     "on_calendar": "Sun *-*-* 02:00:00",
+                                     "argv": ["/usr/bin/vacuumdb", "--analyze", "--dbname", "quant_platform"],
+                                     "timout_sec": 10800}]},
+        "runbook_schedules_jobs.timout_sec. Supported parameters include: argv, description, enabled"),
     # Issue 3, "Bad input": the monitoring roles refuse these before the running config is replaced.
     "alert route to a receiver that does not exist": (
         {"alertmanager_routes": [{"receiver": "oncall", "matchers": ['severity="critical"']}]},

@@ -94,3 +94,42 @@ def test_group_defaults_reach_both_collections(tmp_path):
             % port) in quantops['msg']
     assert community['is_available'] is False
     assert 'connection to server at "127.0.0.1", port %d failed' % port in community['conn_err_msg']
+
+
+ROLE_PLAY = '''
+- name: A role entry point whose block sets the connection with module_defaults
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_become: false          # the role's tasks become postgres; not needed to see where they connect
+  tasks:
+    - name: The role's entry point, without any connection option from the caller
+      ansible.builtin.include_role:
+        name: quantops.platform.slow_queries
+        tasks_from: "{{ entry_point }}"
+'''
+
+
+@pytest.mark.parametrize('entry_point, task, expected', [
+    # analyze.yml: its first module is quantops.platform.postgresql_maintenance
+    ('analyze', 'Solution 2. Update query statistics (ANALYZE)',
+     'Unable to connect to PostgreSQL (host=/var/run/postgresql port={port} dbname=qp_role_db user=postgres)'),
+    # diagnose.yml: its first module is community.postgresql.postgresql_query
+    ('diagnose', 'Diagnosis: check for missing indexes',
+     'connection to server on socket "/var/run/postgresql/.s.PGSQL.{port}" failed'),
+])
+def test_a_roles_block_defaults_reach_its_modules(tmp_path, entry_point, task, expected):
+    """The roles set login_db/login_unix_socket/login_port once per task file (a block's module_defaults,
+    templated from the role's variables); a real run of slow_queries' entry points shows that both a
+    quantops.platform module and a community.postgresql module connect where the block says."""
+    pytest.importorskip('ansible_collections.community.postgresql')
+    port = closed_port()      # no server listens on the socket of this port number
+    proc = run_playbook(tmp_path, ROLE_PLAY, {
+        'entry_point': entry_point, 'slow_queries_port': port, 'slow_queries_database': 'qp_role_db',
+        'slow_queries_analyze_tables': ['public.ohlcv_data']})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    failed = out.split('TASK [quantops.platform.slow_queries : %s' % task, 1)
+    assert len(failed) == 2, out[-3000:]
+    assert expected.format(port=port) in failed[1].split('TASK [', 1)[0], out[-3000:]
