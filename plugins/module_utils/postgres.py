@@ -27,7 +27,7 @@ import decimal
 import re
 import traceback
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 try:
@@ -82,6 +82,20 @@ def postgres_common_argument_spec():
         session_role=dict(type='str'),
         statement_timeout=dict(type='raw'),
     )
+
+
+def start_module(argument_spec, validate, errors=(ValueError,), **kwargs):
+    """The AnsibleModule (check mode supported) and what ``validate(module.params)`` returns.
+
+    A bad option - ``validate`` raising one of ``errors`` - fails the module with its message
+    before anything connects. ``kwargs`` go to AnsibleModule (mutually_exclusive, required_if).
+    """
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    try:
+        return module, validate(module.params)
+    except errors as e:
+        module.fail_json(msg=to_native(e))
+        raise  # fail_json exits; this only runs where a test stubs it
 
 
 def get_conn_params(params):

@@ -345,12 +345,11 @@ queries:
 import bisect
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import data_quality as dq
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, QueryRunner, convert_value, pg_session, postgres_common_argument_spec, psycopg
+    Query, QueryRunner, convert_value, pg_session, postgres_common_argument_spec, psycopg, start_module
 )
 
 QUERY_TEXT_LIMIT = 6000
@@ -621,11 +620,7 @@ class DataQuality(QueryRunner):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    try:
-        opts = dq.validate_options(module.params)
-    except dq.OptionError as e:
-        module.fail_json(msg=to_native(e))
+    module, opts = start_module(argument_spec(), dq.validate_options, errors=(dq.OptionError,))
 
     result = dict(changed=False, queries=[])
     with pg_session(module, STATEMENT_TIMEOUT) as conn:

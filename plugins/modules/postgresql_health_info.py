@@ -550,13 +550,12 @@ hypertables:
 
 import datetime
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import health
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError, Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg,
-    validate_identifier
+    start_module, validate_identifier
 )
 
 # Schemas of TimescaleDB's own tables: their rows in pg_stat_user_tables are
@@ -929,12 +928,8 @@ class HealthInfo(object):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, (thresholds, as_of) = start_module(argument_spec(), validate_options)
     params = module.params
-    try:
-        thresholds, as_of = validate_options(params)
-    except ValueError as e:
-        module.fail_json(msg=to_native(e))
 
     with pg_session(module, STATEMENT_TIMEOUT) as conn:
         info_collector = HealthInfo(module, conn, thresholds, as_of, db_error=psycopg.Error)

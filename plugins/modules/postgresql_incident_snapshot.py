@@ -200,11 +200,11 @@ import tarfile
 import tempfile
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, convert_value, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
+    Query, convert_value, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg,
+    start_module
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 
@@ -347,12 +347,8 @@ class Snapshot(object):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, name = start_module(argument_spec(), validate_options)
     params = module.params
-    try:
-        name = validate_options(params)
-    except ValueError as e:
-        module.fail_json(msg=to_native(e))
 
     with pg_session(module, STATEMENT_TIMEOUT) as conn:
         snap = Snapshot(conn, psycopg.Error, params)

@@ -267,11 +267,11 @@ thresholds:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg, validate_identifier
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg, start_module,
+    validate_identifier
 )
 from ansible_collections.quantops.platform.plugins.module_utils import maintenance as mt
 
@@ -343,12 +343,8 @@ def merge(named, selected):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, (tables, indexes, reindex_tables, auto) = start_module(argument_spec(), validate_options)
     params = module.params
-    try:
-        tables, indexes, reindex_tables, auto = validate_options(params)
-    except ValueError as e:
-        module.fail_json(msg=to_native(e))
 
     operations = params['operations']
     thresholds = dict(dead_tuple_ratio=params['dead_tuple_ratio'], min_dead_tuples=params['min_dead_tuples'],

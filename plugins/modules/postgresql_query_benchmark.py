@@ -237,12 +237,11 @@ server:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, TypedArray, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg,
-    validate_identifier, IdentifierError
+    IdentifierError, Query, TypedArray, fetch_all_dicts, fetch_one_dict, pg_session,
+    postgres_common_argument_spec, psycopg, start_module, validate_identifier
 )
 from ansible_collections.quantops.platform.plugins.module_utils import query_benchmark as qb
 
@@ -325,12 +324,8 @@ def time_query(cur, statement):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, end = start_module(argument_spec(), validate_options)
     params = module.params
-    try:
-        end = validate_options(params)
-    except ValueError as e:
-        module.fail_json(msg=to_native(e))
 
     schema = params['schema']
     ohlcv = {'ohlcv': (schema, 'ohlcv_data')}

@@ -346,11 +346,10 @@ blocking_tree:
   sample: [{"pid": 4211, "user": "quant_app", "state": "idle in transaction", "blocks": [{"pid": 4230, "blocks": []}]}]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg
+    Query, fetch_all_dicts, fetch_one_dict, pg_session, postgres_common_argument_spec, psycopg, start_module
 )
 from ansible_collections.quantops.platform.plugins.module_utils import sessions as sess
 
@@ -437,15 +436,11 @@ def signal(cur, mode, query):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=[('databases', 'all_databases')],
-                           required_if=[('mode', 'cancel', RULE_OPTIONS, True),
-                                        ('mode', 'terminate', RULE_OPTIONS, True)])
+    module, enabled = start_module(argument_spec(), validate_options,
+                                   mutually_exclusive=[('databases', 'all_databases')],
+                                   required_if=[('mode', 'cancel', RULE_OPTIONS, True),
+                                                ('mode', 'terminate', RULE_OPTIONS, True)])
     params = module.params
-    try:
-        enabled = validate_options(params)
-    except ValueError as e:
-        module.fail_json(msg=to_native(e))
 
     mode = params['mode']
     timeout_ms = params['terminate_timeout'] * 1000

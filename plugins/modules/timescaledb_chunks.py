@@ -168,12 +168,11 @@ queries:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
-    Query, QueryRunner, pg_session, postgres_common_argument_spec, psycopg
+    Query, QueryRunner, pg_session, postgres_common_argument_spec, psycopg, start_module
 )
 
 STATEMENT_TIMEOUT = '1h'
@@ -277,12 +276,8 @@ def summarize(ht, chunks, stats, include):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, (names, compress_cut, drop_cut) = start_module(argument_spec(), validate, errors=(tsdb.TimescaleError,))
     params = module.params
-    try:
-        names, compress_cut, drop_cut = validate(params)
-    except tsdb.TimescaleError as e:
-        module.fail_json(msg=to_native(e))
     result = dict(changed=False, compressed=[], dropped=[], skipped=[])
     if module.check_mode:
         result.update(would_compress=[], would_drop=[])

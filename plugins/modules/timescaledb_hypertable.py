@@ -199,13 +199,12 @@ skipped:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.quantops.platform.plugins.module_utils import timescaledb as tsdb
 from ansible_collections.quantops.platform.plugins.module_utils.postgres import (
     IdentifierError, Query, QueryRunner, QuotedName, pg_session, postgres_common_argument_spec, psycopg,
-    validate_identifier
+    start_module, validate_identifier
 )
 
 NONE = 'none'
@@ -374,12 +373,8 @@ class Hypertable(QueryRunner):
 
 
 def run_module():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module, opts = start_module(argument_spec(), validate, errors=(tsdb.TimescaleError,))
     params = module.params
-    try:
-        opts = validate(params)
-    except tsdb.TimescaleError as e:
-        module.fail_json(msg=to_native(e))
     skipped = []
     with pg_session(module, STATEMENT_TIMEOUT) as conn:
         ht = Hypertable(module, conn, params['schema'], params['table'])
