@@ -95,6 +95,13 @@ CASES = {
                                      "argv": ["/usr/bin/vacuumdb", "--analyze", "--dbname", "quant_platform"],
                                      "timout_sec": 10800}]},
         "runbook_schedules_jobs.timout_sec. Supported parameters include: argv, description, enabled"),
+    "unknown key in an SLO": (
+        {"prometheus_slos": [{"name": "api_gateway", "objective": 99.9,
+                              "availabilty": {"errors_query": "vector(0)", "total_query": "vector(1)"}}]},
+        "prometheus_slos.availabilty. Supported parameters include: availability, latency"),
+    "unknown key in a Redis ACL user": (
+        {"redis_users": [{"name": "trading", "password": "a-long-enough-password", "rule": "+@read"}]},
+        "redis_users.rule. Supported parameters include: name, password"),
     # Issue 3, "Bad input": the monitoring roles refuse these before the running config is replaced.
     "alert route to a receiver that does not exist": (
         {"alertmanager_routes": [{"receiver": "oncall", "matchers": ['severity="critical"']}]},
