@@ -58,6 +58,7 @@ lab: bootstrap market-data
 	ansible-playbook $(LAB) playbooks/lab/up.yml
 	ansible-playbook $(LAB) playbooks/site.yml
 	ansible-playbook $(LAB) playbooks/lab/load_market_data.yml
+	ansible-playbook $(LAB) playbooks/lab/load_redis_quotes.yml
 	ansible-playbook $(LAB) playbooks/backup/backup_now.yml -e backup_type=full
 	ansible-playbook $(LAB) playbooks/backup/backup_now.yml -e backup_method=dump
 	ansible-playbook $(LAB) playbooks/maintenance/morning_check.yml
