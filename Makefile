@@ -29,7 +29,7 @@ host:
 # that plus the test and build tools.
 venv: $(BIN)/.requirements.stamp link
 $(BIN)/.requirements.stamp: requirements.txt requirements-dev.txt
-	python3 -m venv $(VENV)
+	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
