@@ -19,6 +19,7 @@ import re
 import subprocess
 
 import pytest
+from _helpers import psql
 
 testinfra_hosts = ["podman://qp-rb-db"]
 
@@ -32,13 +33,6 @@ WRITES_SQL = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM p
               "WHERE relname IN ('ohlcv_data', 'technical_analysis', 'factor_scores') "
               "OR relid IN (SELECT format('%I.%I', chunk_schema, chunk_name)::regclass FROM timescaledb_information.chunks)")
 CONTENT_SQL = "SELECT count(*) || ' ' || coalesce(md5(string_agg(ticker || date || close, ',' ORDER BY ticker, date, created_at)), '') FROM ohlcv_data"
-
-
-def psql(host, sql):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d quant_platform -c %s"
-                   % ("'" + sql.replace("'", "'\"'\"'") + "'"))
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
 
 
 def run_runbook(*extra):

@@ -5,20 +5,15 @@ container (real PostgreSQL 17 + TimescaleDB with the lab's market data and the
 seeded problems) and kept each run's rc, recap and output tail in
 runbook-runs/maintenance_*.json.  Nothing is mocked.
 """
-import json
-import os
-import pathlib
 import re
+
+from _helpers import run_record
 
 testinfra_hosts = ["podman://qp-rb-db"]
 
-RUNS = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "runbook-runs"
-
 
 def run(name):
-    path = RUNS / ("%s.json" % name)
-    assert path.is_file(), "side_effect_maintenance.yml should have run %s (%s missing)" % (name, path)
-    result = json.loads(path.read_text())
+    result = run_record(name, "side_effect_maintenance.yml")
     # The whole output: a monthly run without the drill ends in many skipped tasks, and a
     # failed task's message is on stderr (ansible-core 2.19's default callback).
     result["text"] = "\n".join(result["output"])

@@ -10,24 +10,20 @@ These tests read those results, the incident reports and the host's state.
 Nothing is mocked.
 """
 import json
-import os
 import pathlib
 import re
 
 import pytest
+from _helpers import EPHEMERAL, psql, run_record
 
 testinfra_hosts = ["podman://qp-rb-db"]
 
-EPHEMERAL = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
-RUNS = EPHEMERAL / "runbook-runs"
 REPORTS = EPHEMERAL / "reports"
 SERVICES = ["market-data", "risk-manager", "execution-engine", "signal-bridge"]
 
 
 def run(name):
-    path = RUNS / ("%s.json" % name)
-    assert path.is_file(), "side_effect.yml should have run %s (%s missing)" % (name, path)
-    return json.loads(path.read_text())
+    return run_record(name, "side_effect.yml")
 
 
 def report(result, key):
@@ -44,12 +40,6 @@ def recap(result, field):
     values = [int(m) for line in result["recap"] for m in re.findall(r" %s=(\d+)" % field, line)]
     assert values, result
     return sum(values)
-
-
-def psql(host, sql):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d quant_platform -c %s", sql)
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
 
 
 def state(host, name):
