@@ -140,25 +140,20 @@ def sort_key(session):
     return (-(session.get('transaction_seconds') or 0.0), -(session.get('state_seconds') or 0.0), session['pid'])
 
 
+# The fields of pg_stat_activity returned as they are, and the durations returned in seconds.
+PUBLIC_FIELDS = ('database', 'user', 'application', 'client_addr', 'backend_type', 'state',
+                 'wait_event_type', 'wait_event')
+PUBLIC_DURATIONS = ('connection_seconds', 'transaction_seconds', 'query_seconds', 'state_seconds')
+
+
 def public_session(row, query_length):
     """The fields of a session returned to the user (durations in seconds, query truncated)."""
-    return {
-        'pid': row['pid'],
-        'database': row.get('database'),
-        'user': row.get('user'),
-        'application': row.get('application'),
-        'client_addr': row.get('client_addr'),
-        'backend_type': row.get('backend_type'),
-        'state': row.get('state'),
-        'wait_event_type': row.get('wait_event_type'),
-        'wait_event': row.get('wait_event'),
-        'connection_seconds': _seconds(row.get('connection_seconds')),
-        'transaction_seconds': _seconds(row.get('transaction_seconds')),
-        'query_seconds': _seconds(row.get('query_seconds')),
-        'state_seconds': _seconds(row.get('state_seconds')),
-        'blocked_by': list(row.get('blocked_by') or []),
-        'query': truncate(row.get('query'), query_length),
-    }
+    session = {'pid': row['pid']}
+    session.update((name, row.get(name)) for name in PUBLIC_FIELDS)
+    session.update((name, _seconds(row.get(name))) for name in PUBLIC_DURATIONS)
+    session['blocked_by'] = list(row.get('blocked_by') or [])
+    session['query'] = truncate(row.get('query'), query_length)
+    return session
 
 
 def select_sessions(rows, enabled, databases=None, exclude_users=(), exclude_applications=(),

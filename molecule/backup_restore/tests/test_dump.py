@@ -10,25 +10,20 @@ inventory and check that nothing changed.
 import json
 import os
 import re
-import subprocess
 
 import pytest
 import testinfra
 
+from _helpers import ansible_playbook, assert_refused, metric, psql, unchanged_by
+import _helpers
+
 testinfra_hosts = ["podman://qp-br-db"]
 
 DB = testinfra.get_host("podman://qp-br-db")
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 RESULTS = "/var/tmp/qp-br/dump"
 DUMP_DIR = "/var/backups/quantops/pg_dump"
 PROM = "/var/lib/prometheus/node-exporter/quantops_backup_pg_dump_quant_platform.prom"
 STAMP = re.compile(r"^quant_platform_(\d{8}T\d{6}Z)\.dump$")
-
-
-def psql(sql, db="quant_platform"):
-    cmd = DB.run("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -d %s -c %s", db, sql)
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
 
 
 def result(name):
@@ -36,19 +31,8 @@ def result(name):
     return json.loads(text) if name.endswith(".json") else text
 
 
-def metric(text, name, **labels):
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 def playbook(name, *extra):
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-            os.path.join(ROOT, "playbooks", "backup", name), "-e", "restore_source=dump"] + list(extra)
-    # ansible-core 2.19 prints a failed task's message on stderr: keep it in .stdout.
-    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    return _helpers.playbook(name, "-e", "restore_source=dump", *extra, timeout=600)
 
 
 def dumps():
@@ -118,7 +102,7 @@ def test_dropped_table_came_back_with_rows_indexes_grants_and_identity():
     assert after["indexes"] == 2  # primary key + unique index
     assert after["reporting_select"] is True
     assert after["new_id"] == 5001  # the identity sequence was restored at its value
-    assert psql("SELECT obj_description('public.qp_dump_probe'::regclass)") == "backup_restore scenario probe"
+    assert psql(DB, "SELECT obj_description('public.qp_dump_probe'::regclass)") == "backup_restore scenario probe"
 
 
 def test_scratch_restore_has_every_row_and_was_dropped():
@@ -127,7 +111,7 @@ def test_scratch_restore_has_every_row_and_was_dropped():
     for table in ("public.ohlcv_data", "public.technical_analysis", "public.factor_scores", "public.qp_dump_probe"):
         assert restored[table] == production[table], table
     assert restored["public.ohlcv_data"] > 1000
-    assert psql("SELECT count(*) FROM pg_database WHERE datname = 'quant_platform_restore_drill'", db="postgres") == "0"
+    assert psql(DB, "SELECT count(*) FROM pg_database WHERE datname = 'quant_platform_restore_drill'", db="postgres") == "0"
 
 
 # --- retention ------------------------------------------------------------------------------------
@@ -234,24 +218,20 @@ def test_aws_cli_offsite_copy_holds_the_dump_and_its_checksum_byte_for_byte():
 @pytest.fixture()
 def unchanged():
     def state():
-        return (psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", db="postgres"),
-                psql("SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM public.qp_dump_probe t"),
-                psql("SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace"))
-    before = state()
-    yield
-    assert state() == before
+        return (psql(DB, "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database", db="postgres"),
+                psql(DB, "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM public.qp_dump_probe t"),
+                psql(DB, "SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace"))
+    yield from unchanged_by(state)
 
 
 def test_in_place_without_confirm_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_into=in_place", "-e", '{"restore_tables": ["public.qp_dump_probe"]}')
-    assert run.returncode != 0
-    assert "add -e restore_confirm=true" in run.stdout
+    assert_refused(run, "add -e restore_confirm=true")
 
 
 def test_missing_dump_file_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_dump_file=/var/backups/quantops/pg_dump/nope.dump")
-    assert run.returncode != 0
-    assert "does not exist" in run.stdout and "Nothing was changed" in run.stdout
+    assert_refused(run, "does not exist", "Nothing was changed")
 
 
 def test_checksum_mismatch_is_refused(unchanged):
@@ -259,14 +239,12 @@ def test_checksum_mismatch_is_refused(unchanged):
     bad = "/var/tmp/qp-br/dump/corrupt.dump"
     assert DB.run("cp %s %s && cp %s.sha256 %s.sha256 && printf 'x' >> %s", src, bad, src, bad, bad).rc == 0
     run = playbook("restore.yml", "-e", "restore_dump_file=" + bad)
-    assert run.returncode != 0
-    assert "Checksum mismatch" in run.stdout
+    assert_refused(run, "Checksum mismatch")
 
 
 def test_hypertable_single_table_restore_is_refused(unchanged):
     run = playbook("restore.yml", "-e", '{"restore_tables": ["ohlcv_data"]}')
-    assert run.returncode != 0
-    assert "public.ohlcv_data is a TimescaleDB hypertable" in run.stdout
+    assert_refused(run, "public.ohlcv_data is a TimescaleDB hypertable")
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
@@ -281,10 +259,8 @@ def test_source_database_that_is_not_an_identifier_is_refused_even_for_the_clean
     """'quant_platform|' pasted into a regex matched production itself, and the clean-up drops with force."""
     for extra in (["-e", "restore_cleanup_only=true"], []):
         run = playbook("restore.yml", "-e", "restore_database_source=quant_platform|", *extra)
-        assert run.returncode != 0
-        assert "restore_database_source must be a plain lower-case database name" in run.stdout
-        assert "Nothing was changed" in run.stdout
-    assert "quant_platform" in psql("SELECT string_agg(datname, ',') FROM pg_database", db="postgres").split(",")
+        assert_refused(run, "restore_database_source must be a plain lower-case database name", "Nothing was changed")
+    assert "quant_platform" in psql(DB, "SELECT string_agg(datname, ',') FROM pg_database", db="postgres").split(",")
 
 
 def test_in_place_dump_restore_stops_the_services_first_in_seed_001_order(unchanged):
@@ -327,8 +303,7 @@ def test_encrypted_dump_restores_every_row_and_leaves_no_plaintext():
 
 def test_encrypted_dump_without_the_identity_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_dump_file=" + result("encrypted.json")["dump"])
-    assert run.returncode != 0
-    assert "pg_dump_backup_encryption_identity" in run.stdout and "Nothing was changed" in run.stdout
+    assert_refused(run, "pg_dump_backup_encryption_identity", "Nothing was changed")
 
 
 def test_the_identity_never_shows_in_the_output(unchanged):
@@ -346,11 +321,8 @@ def test_role_refuses_encryption_by_default_with_an_offsite_copy_and_no_recipien
     play = tmp_path / "pg_dump_backup.yml"
     play.write_text("- name: The role with its default encryption setting\n  hosts: database\n  become: true\n"
                     "  roles:\n    - role: quantops.platform.pg_dump_backup\n", encoding="utf-8")
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     # molecule.yml turns encryption off for the scenario's own job: put the role's default back.
-    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(play), "-e",
-                          '{"pg_dump_backup_encryption_enabled": "{{ pg_dump_backup_offsite_enabled }}"}'],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
-    assert run.returncode != 0
-    assert "pg_dump_backup_encryption_recipients must then list age public keys" in run.stdout, run.stdout[-2000:]
+    run = ansible_playbook(play, "-e", '{"pg_dump_backup_encryption_enabled": "{{ pg_dump_backup_offsite_enabled }}"}',
+                           timeout=600)
+    assert_refused(run, "pg_dump_backup_encryption_recipients must then list age public keys")
     assert DB.run("md5sum /etc/quantops/pg_dump_backup.json").stdout == config

@@ -9,27 +9,21 @@ import json
 import os
 import re
 import stat
-import subprocess
 import time
 
 import pytest
 import testinfra
 
+from _helpers import ROOT, ansible_playbook, assert_refused, metric, playbook, psql, unchanged_by
+
 testinfra_hosts = ["podman://qp-br-db"]
 
 DB = testinfra.get_host("podman://qp-br-db")
 REPO = testinfra.get_host("podman://qp-br-repo")
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PG_DATA = "/var/lib/postgresql/17/main"
 TEXTFILE = "/var/lib/prometheus/node-exporter"
 SERVICES = ["trading-market-data", "trading-risk-manager", "trading-execution-engine", "trading-signal-bridge"]
 SECRETS = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "secrets")
-
-
-def psql(host, sql, db="quant_platform", port=5432):
-    cmd = host.run("runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 -p %s -d %s -c %s", str(port), db, sql)
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
 
 
 def backrest_info(host=REPO, repo=None):
@@ -40,31 +34,8 @@ def backrest_info(host=REPO, repo=None):
     return json.loads(cmd.stdout)[0]
 
 
-def playbook(name, *extra):
-    """Run a playbook of playbooks/backup against the scenario's inventory; return the completed process."""
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-            os.path.join(ROOT, "playbooks", "backup", name)] + list(extra)
-    # ansible-core 2.19 prints a failed task's message on stderr: keep it in .stdout.
-    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
-
-
-def ansible_playbook(path, *extra):
-    """Run any playbook against the scenario's inventory; return the completed process."""
-    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    argv = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path)] + list(extra)
-    return subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False)
-
-
 def prom(host, path):
     return host.file(path).content_string if host.file(path).exists else ""
-
-
-def metric(text, name, **labels):
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 # --- role ----------------------------------------------------------------------------------------
@@ -226,27 +197,22 @@ def unchanged():
                 psql(DB, "SELECT pg_postmaster_start_time()", db="postgres"),
                 DB.run("ls /var/lib/postgresql/quantops-restore 2>/dev/null").stdout.strip(),
                 tuple(DB.service(s).is_running for s in SERVICES))
-    before = state()
-    yield
-    assert state() == before
+    yield from unchanged_by(state)
 
 
 def test_in_place_without_confirm_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_into=in_place")
-    assert run.returncode != 0
-    assert "restore_confirm=true" in run.stdout
+    assert_refused(run, "restore_confirm=true")
 
 
 def test_target_time_before_oldest_backup_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_target_time='2001-01-01 00:00:00+00'")
-    assert run.returncode != 0
-    assert "cannot be reached" in run.stdout and "oldest backup" in run.stdout
+    assert_refused(run, "cannot be reached", "oldest backup")
 
 
 def test_unknown_label_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_set=20000101-000000F")
-    assert run.returncode != 0
-    assert "is not a backup of stanza 'main'" in run.stdout
+    assert_refused(run, "is not a backup of stanza 'main'")
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
@@ -259,8 +225,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(unchanged):
 
 def test_in_place_on_more_than_one_host_is_refused(unchanged):
     run = playbook("restore.yml", "-e", "restore_hosts=all", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
-    assert run.returncode != 0
-    assert "runs on exactly one host" in run.stdout and "Nothing was changed" in run.stdout
+    assert_refused(run, "runs on exactly one host", "Nothing was changed")
 
 
 @pytest.mark.parametrize("root", ["/", "/var/lib/postgresql/quantops-restore/../..", "var/lib/postgresql/quantops-restore",
@@ -269,14 +234,12 @@ def test_in_place_on_more_than_one_host_is_refused(unchanged):
 def test_scratch_root_outside_the_allowed_roots_is_refused(unchanged, root, mode):
     extra = ["-e", "restore_cleanup_only=true"] if mode == "cleanup" else []
     run = playbook("restore.yml", "-e", "restore_scratch_root=" + root, *extra)
-    assert run.returncode != 0
-    assert "restore_scratch_root must be an absolute, normalised path" in run.stdout and "Nothing was changed" in run.stdout
+    assert_refused(run, "restore_scratch_root must be an absolute, normalised path", "Nothing was changed")
 
 
 def test_drill_refuses_when_the_scratch_cluster_does_not_fit(unchanged):
     run = playbook("verify.yml", "-e", "drill_space_reserve_bytes=1000000000000000")
-    assert run.returncode != 0
-    assert "RESTORE DRILL REFUSED: not enough free space" in run.stdout and "Nothing was changed" in run.stdout
+    assert_refused(run, "RESTORE DRILL REFUSED: not enough free space", "Nothing was changed")
 
 
 def test_unfinished_in_place_restore_is_refused_and_its_copy_survives_the_cleanup():
@@ -286,8 +249,7 @@ def test_unfinished_in_place_restore_is_refused_and_its_copy_survives_the_cleanu
     assert DB.run("printf '%%s\\n' %s > %s", copies[-1], marker).rc == 0
     try:
         run = playbook("restore.yml", "-e", "restore_into=in_place", "-e", "restore_confirm=true")
-        assert run.returncode != 0
-        assert "did not finish" in run.stdout and copies[-1] in run.stdout and "Nothing was changed" in run.stdout
+        assert_refused(run, "did not finish", copies[-1], "Nothing was changed")
         cleanup = playbook("restore.yml", "-e", "restore_cleanup_only=true")
         assert cleanup.returncode == 0, cleanup.stdout[-2000:]
         assert "the only good copy" in cleanup.stdout
@@ -303,8 +265,7 @@ def test_failed_in_place_restore_puts_the_original_back_and_the_services_up():
     copies = sorted(DB.run("ls -d %s.rollback-*", PG_DATA).stdout.split())
     run = playbook("restore.yml", "-e", "restore_into=in_place", "-e", "restore_confirm=true",
                    "-e", "restore_target_name=qp_no_such_restore_point")
-    assert run.returncode != 0
-    assert "Rolled back: the original data directory was moved back" in run.stdout, run.stdout[-3000:]
+    assert_refused(run, "Rolled back: the original data directory was moved back")
     assert DB.run("stat -c %%i %s", PG_DATA).stdout.strip() == inode
     assert psql(DB, "SELECT pg_is_in_recovery()", db="postgres") == "f"
     assert psql(DB, "SELECT (SELECT count(*) FROM ohlcv_data) || ',' || (SELECT count(*) FROM public.qp_backup_markers)") == counts
@@ -422,5 +383,4 @@ def test_restore_from_the_offsite_repository_gives_the_same_rows():
 
 def test_restore_from_a_repository_that_is_not_a_number_is_refused():
     run = playbook("restore.yml", "-e", "restore_repo=s3")
-    assert run.returncode != 0
-    assert "restore_repo must be a pgBackRest repository number" in run.stdout
+    assert_refused(run, "restore_repo must be a pgBackRest repository number")
