@@ -96,12 +96,14 @@ sanity: venv
 
 # Scenarios: default (the whole stack of site.yml on a database and a monitoring
 # host), backup_restore (pgBackRest, dumps, restores, drill, faults), runbooks
-# (maintenance and incident playbooks on seeded problems).  One of them:
+# (maintenance and incident playbooks on seeded problems), ha (a Patroni + etcd
+# cluster of three members with HAProxy and PgBouncer, runbooks and faults under
+# a writer; docs/high_availability.md).  One of them:
 #   make molecule MOLECULE_SCENARIOS=runbooks
 # scripts/molecule_run.py runs MOLECULE_JOBS scenarios at a time, each with its
 # own ANSIBLE_HOME and collections path (Molecule installs a copy of the collection
 # there) and its log in .build/molecule/; the longest scenario goes first.
-MOLECULE_SCENARIOS ?= default backup_restore runbooks
+MOLECULE_SCENARIOS ?= ha default backup_restore runbooks
 MOLECULE_JOBS ?= 2
 molecule: bootstrap market-data
 	$(BIN)/python scripts/molecule_run.py --jobs $(MOLECULE_JOBS) $(MOLECULE_SCENARIOS)

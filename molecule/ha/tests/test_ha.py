@@ -27,8 +27,6 @@ CA = str(EPHEMERAL / "pki" / "ca.crt")
 MEMBERS = ["qp-ha-db1", "qp-ha-db2", "qp-ha-db3"]
 EP = "qp-ha-ep"
 MAX_CONNECTIONS = 50          # postgresql_max_connections of the scenario
-FAILOVER_BOUND_S = 45         # the bound the fault test holds the cluster to (see docs/high_availability.md)
-RESULTS = EPHEMERAL / "ha-measurements.json"
 
 
 def address(name):

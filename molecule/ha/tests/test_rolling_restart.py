@@ -5,7 +5,9 @@ Meanwhile a writer inserts a row through HAProxy's read-write port every 0.2 s. 
 member runs with the new value and nothing pending; the replicas restarted before the old leader
 (postmaster start times), the leader moved by a switchover, and the longest stretch without a
 successful write is measured and bounded.  With postgresql_restart_policy=never the same kind of
-change is only reported.
+change is only reported.  Lowering it again (back to the inventory's value) restarts the leader in
+place first - a replica must run at least the primary's value - and then the replicas; afterwards
+the cluster runs the inventory's settings again, as the later test files expect.
 """
 import json
 import os
@@ -48,8 +50,8 @@ def test_never_only_reports_the_pending_restart():
     assert {member_settings(m)[0] for m in MEMBERS} == {"128"}
 
 
-def test_rolling_restart_replicas_first_then_switchover_then_old_leader():
-    old_leader = leader_name()
+def converge_while_writing(extra_vars):
+    """cluster.yml with extra_vars while a row is inserted through :5000 every 0.2 s; the gaps between successes."""
     gaps, stop = [], threading.Event()
 
     def writer():
@@ -69,10 +71,23 @@ def test_rolling_restart_replicas_first_then_switchover_then_old_leader():
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        converge({"postgresql_tuning_overrides": {"max_locks_per_transaction": 256}})
+        out = converge(extra_vars)
     finally:
         stop.set()
         thread.join(timeout=30)
+    return out, gaps
+
+
+def record(key, value):
+    path = EPHEMERAL / "ha-rolling-restart.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=1))
+
+
+def test_rolling_restart_replicas_first_then_switchover_then_old_leader():
+    old_leader = leader_name()
+    _out, gaps = converge_while_writing({"postgresql_tuning_overrides": {"max_locks_per_transaction": 256}})
     settings = {m: member_settings(m) for m in MEMBERS}
     assert {s[0] for s in settings.values()} == {"256"}, settings
     assert not [m for m in cluster()["members"] if m.get("pending_restart")]
@@ -82,8 +97,7 @@ def test_rolling_restart_replicas_first_then_switchover_then_old_leader():
     replicas_first = [settings[m][1] for m in MEMBERS if m != old_leader]
     assert max(replicas_first) < settings[old_leader][1], "the old leader restarted last"
     longest = max(gaps) if gaps else None
-    (EPHEMERAL / "ha-rolling-restart.json").write_text(json.dumps(
-        {"old_leader": old_leader, "new_leader": new_leader, "longest_write_gap_s": round(longest, 1)}))
+    record("raised", {"old_leader": old_leader, "new_leader": new_leader, "longest_write_gap_s": round(longest, 1)})
     print(f"rolling restart: {old_leader} -> {new_leader}, longest gap between writes {longest:.1f} s")
     assert longest is not None and longest <= WRITE_GAP_BOUND_S, longest
     # Idempotent again: a second run sends nothing to the DCS and restarts nothing.
@@ -91,3 +105,22 @@ def test_rolling_restart_replicas_first_then_switchover_then_old_leader():
     recap = re.findall(r"(qp-ha-\w+)\s*:\s*ok=\d+\s+changed=(\d+)", out)
     assert recap and all(entry[1] == "0" for entry in recap), out[-2000:]
     assert api(MEMBERS[0], "/config")[1]["postgresql"]["parameters"]["max_locks_per_transaction"] in (256, "256")
+
+
+def test_lowering_restarts_the_leader_in_place_first_then_the_replicas():
+    leader = leader_name()
+    before = {m: member_settings(m) for m in MEMBERS}
+    # No override: back to the scenario's 128 (PostgreSQL's default), lower than the running 256.
+    out, gaps = converge_while_writing({})
+    assert "max_locks_per_transaction lowered; a replica must run with at least the primary's value" in " ".join(out.split()), out[-3000:]
+    settings = {m: member_settings(m) for m in MEMBERS}
+    assert {s[0] for s in settings.values()} == {"128"}, settings
+    assert not [m for m in cluster()["members"] if m.get("pending_restart")], cluster()
+    assert leader_name() == leader, "restarted in place, no switchover"
+    assert all(settings[m][1] > before[m][1] for m in MEMBERS), (before, settings)
+    assert settings[leader][2] is False
+    assert min(settings[m][1] for m in MEMBERS if m != leader) > settings[leader][1], "the leader restarted first"
+    longest = max(gaps) if gaps else None
+    record("lowered", {"leader": leader, "longest_write_gap_s": None if longest is None else round(longest, 1)})
+    print(f"lowered max_locks_per_transaction: {leader} restarted in place, longest gap between writes {longest:.1f} s")
+    assert longest is not None and longest <= WRITE_GAP_BOUND_S, longest

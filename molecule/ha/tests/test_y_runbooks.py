@@ -15,6 +15,7 @@ import time
 import psycopg
 from ha_writer import Writer
 from test_ha import ADDR, CA, EPHEMERAL, MEMBERS, api, cluster, connect, leader_name, secret
+from test_rolling_restart import converge
 
 testinfra_hosts = ["podman://qp-ha-db1"]
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
@@ -204,7 +205,11 @@ def test_remove_takes_a_replica_out_and_a_converge_brings_it_back():
                              capture_output=True, text=True, check=False).stdout.strip()
     assert enabled == "disabled"
     assert podman("exec", member, "cat", f"{DATA_DIR}/PG_VERSION") == "17", "the data directory is kept"
-    # Back in: starting Patroni again is what site.yml does for a host still in the group (a whole
-    # converge here would also apply the rolling-restart test's left-over settings).
-    podman("exec", member, "systemctl", "enable", "--now", "patroni")
-    wait_healthy()
+    # Back in: the host is still in the inventory's cluster group, so a converge (cluster.yml)
+    # enables and starts its Patroni again, and it streams with its kept data directory.
+    converge({})
+    now = wait_healthy()
+    assert now[member][1] == "streaming", now
+    enabled = subprocess.run(["podman", "exec", member, "systemctl", "is-enabled", "patroni"],
+                             capture_output=True, text=True, check=False).stdout.strip()
+    assert enabled == "enabled"

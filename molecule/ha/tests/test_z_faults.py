@@ -1,6 +1,7 @@
 """Faults of the leader while a writer inserts sequence numbers through HAProxy's read-write port.
 
-For each fault (so far kill -9 of the leader's postmaster): a new leader must take writes within FAILOVER_BOUND_S,
+For each fault (kill -9 of the leader's postmaster, podman stop of the leader's container - node
+loss -, podman pause of it - a hung node): a new leader must take writes within its bound,
 no commit the writer saw acknowledged may be missing afterwards (synchronous mode, RPO 0), and
 the old leader must come back as a streaming replica on the new timeline.  The measured times are
 written to $MOLECULE_EPHEMERAL_DIRECTORY/ha-faults.json and printed.  Last file of the scenario:
@@ -15,7 +16,13 @@ from ha_writer import Writer
 from test_ha import ADDR, EPHEMERAL, MEMBERS, api, connect
 
 testinfra_hosts = ["podman://qp-ha-db1"]
-FAILOVER_BOUND_S = 45     # ttl 20 s + loop_wait 5 s + HAProxy's check (2 s x 2) + slack for a loaded 2-core machine
+# Bounds for a loaded CI machine (2 cores, two scenarios at once; measured values in
+# docs/high_availability.md).  A crashed postmaster is seen at once (patroni_primary_start_timeout
+# 0): Patroni's loop (loop_wait 5 s) + promotion + HAProxy's check (inter 2 s) + slack.  A stopped
+# or hung leader is seen only when its leader key expires: ttl 20 s + loop_wait 5 s + promotion +
+# HAProxy's check + slack.
+CRASH_BOUND_S = 45
+LOST_LEADER_BOUND_S = 60
 REJOIN_BOUND_S = 240
 DATA_DIR = "/var/lib/postgresql/17/quant"
 RESULTS = EPHEMERAL / "ha-faults.json"
@@ -66,15 +73,18 @@ def kill_postmaster(name):
 
 
 FAULTS = {
-    "kill -9 of the postmaster": (kill_postmaster, None),
-    # podman stop (node loss) and podman pause (a hung node) with podman start/unpause as recovery
-    # follow here once they pass; see docs/high_availability.md.
+    # name: (inject, recover once a new leader took writes, bound for the first write on it)
+    "kill -9 of the postmaster": (kill_postmaster, None, CRASH_BOUND_S),
+    "podman stop (node loss)": (lambda name: podman("stop", "-t", "0", name), lambda name: podman("start", name),
+                                LOST_LEADER_BOUND_S),
+    "podman pause (hung node)": (lambda name: podman("pause", name), lambda name: podman("unpause", name),
+                                 LOST_LEADER_BOUND_S),
 }
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_leader_fault_fails_over_without_losing_acknowledged_commits(fault):
-    inject, recover = FAULTS[fault]
+    inject, recover, bound = FAULTS[fault]
     wait_healthy()
     old, old_timeline = leader(), timeline()
     old_address = ADDR[old]
@@ -84,7 +94,7 @@ def test_leader_fault_fails_over_without_losing_acknowledged_commits(fault):
         inject(old)
         new, promoted_after = None, None
         try:
-            while time.monotonic() - faulted < FAILOVER_BOUND_S + 60:
+            while time.monotonic() - faulted < bound + 60:
                 new = leader(skip=(old,))
                 if new and new != old:
                     promoted_after = time.monotonic() - faulted
@@ -112,7 +122,7 @@ def test_leader_fault_fails_over_without_losing_acknowledged_commits(fault):
     RESULTS.write_text(json.dumps(data, indent=1))
     print(json.dumps(result))
     assert new is not None and new != old, result
-    assert writable_after is not None and writable_after <= FAILOVER_BOUND_S, result
+    assert writable_after is not None and writable_after <= bound, result
     assert lost == [], f"acknowledged commits lost: {lost[:20]}"
     assert healthy[old]["role"] != "leader" and healthy[old]["state"] == "streaming"
     assert timeline() > old_timeline
