@@ -308,8 +308,8 @@ def split_brain_verdict(plan, after=None, fenced=None, failed=False):
         u'%s Members that call themselves leader (GET /patroni): %s' % (
             OK if len(before['leader_claims']) <= 1 else CRIT,
             ', '.join('%s %s' % (n, r) for n, r in sorted(before['claims'].items())) or 'none'),
-        u'%s Primaries (pg_is_in_recovery() false): %s' % (CRIT if two else (OK if primaries else WARN),
-                                                            ', '.join(primaries) or 'none'),
+        u'%s Primaries (pg_is_in_recovery() false): %s' % (
+            CRIT if two else (OK if primaries else WARN), ', '.join(primaries) or 'none'),
         u'%s Timelines: %s' % (WARN if len(set(before['timelines'].values())) > 1 else OK, timelines),
     ]
     if before['unanswered']:

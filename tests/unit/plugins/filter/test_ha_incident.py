@@ -40,9 +40,10 @@ def sender(name, unsent=0, in_flight=0, state='streaming'):
 def sql(db3=None, senders=None, db3_failed=False):
     """The runbook's query looped over the members, as registered."""
     leader = {'in_recovery': False, 'lsn': '0/6000000', 'replay_age_seconds': None}
+    if senders is None:
+        senders = [sender('db2'), sender('db3')]
     results = [
-        {'item': 'db1', 'changed': False, 'query_all_results': [[leader], senders if senders is not None else
-                                                                 [sender('db2'), sender('db3')]]},
+        {'item': 'db1', 'changed': False, 'query_all_results': [[leader], senders]},
         {'item': 'db2', 'changed': False, 'query_all_results': [[replica_row('0/6000000')], {}]},
     ]
     if db3_failed:
