@@ -473,7 +473,11 @@ def cluster_state(cluster, members=None, inventory=None):
                 entry['lag_bytes'] = m.get('lag')
             if entry['lag_bytes'] is not None:
                 age = row.get('replay_age_seconds')
-                entry['lag_seconds'] = round(float(age), 1) if entry['lag_bytes'] > 0 and age is not None else 0.0
+                if entry['lag_bytes'] == 0:
+                    entry['lag_seconds'] = 0.0
+                elif age is not None:
+                    entry['lag_seconds'] = round(float(age), 1)
+                # behind, but no transaction replayed since it started (a fresh clone): seconds unknown
         out.append(entry)
     for name in expected:
         if name not in names:
@@ -487,7 +491,8 @@ def cluster_state(cluster, members=None, inventory=None):
 def _lag_text(entry):
     if entry.get('lag_bytes') is None:
         return 'lag unknown'
-    return 'lag %s / %.1f s' % (format_bytes(entry['lag_bytes']), entry.get('lag_seconds') or 0.0)
+    seconds = entry.get('lag_seconds')
+    return 'lag %s / %s s' % (format_bytes(entry['lag_bytes']), '?' if seconds is None else '%.1f' % seconds)
 
 
 def cluster(cluster_json, members=None, inventory=None, lag_bytes_warning=16777216, lag_seconds_warning=30):

@@ -380,13 +380,21 @@ def test_cluster_lag_over_the_alert_thresholds_warns_in_bytes_and_seconds():
     assert mf.cluster(patroni_cluster(), members, lag_bytes_warning=64 << 20, lag_seconds_warning=30)[3]['status'] == 'warning'
 
 
+def test_cluster_lag_seconds_unknown_when_nothing_was_replayed_yet():
+    # a fresh clone behind the leader has replayed no transaction yet: its lag in seconds is unknown, not 0
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), sql('db3', True, '0/1000000', None)]
+    db3 = mf.cluster(patroni_cluster(), members)[3]
+    assert db3['status'] == 'warning'
+    assert db3['display'] == 'replica, streaming, timeline 2, lag 32 MB / ? s'
+
+
 def test_cluster_lag_falls_back_to_patroni_when_the_member_did_not_answer():
     failed = {'host': 'db3', 'failed': False, 'msg': 'connection refused'}   # failed_when: false, no query_result
     members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), failed]
     state = mf.cluster_state(patroni_cluster(db3_lag=4096), members)
     db3 = state['members'][2]
     assert db3['sql_failed'] is True
-    assert db3['lag_bytes'] == 4096 and db3['lag_seconds'] == 0.0
+    assert db3['lag_bytes'] == 4096 and db3['lag_seconds'] is None   # no answer: seconds unknown
 
 
 def test_cluster_no_leader_is_critical():
