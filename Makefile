@@ -1,5 +1,6 @@
 # quantops.platform - two commands do everything on a fresh machine:
 #   make lab    the main job: lab containers, site.yml, real market data, morning check
+#   make lab-ha the cluster lab: three Patroni+etcd members, HAProxy+PgBouncer, monitoring
 #   make test   the whole test suite (what CI runs)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,8 +15,9 @@ export ANSIBLE_FORCE_COLOR ?= 0
 LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
+LAB_HA := -i inventories/lab-ha
 
-.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down lab-ha lab-ha-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -65,6 +67,21 @@ lab: bootstrap market-data
 
 lab-down: venv
 	ansible-playbook $(LAB) playbooks/lab/down.yml
+
+# The cluster lab (docs/lab.md): qp-labha-db1..3 (etcd + Patroni, cluster 'quant'),
+# qp-labha-ep (HAProxy, PgBouncer), qp-labha-mon (monitoring), on a network of
+# their own beside `make lab`.  The schema goes onto the leader, the market data
+# through HAProxy's read-write port.  No backups yet: pgBackRest and the pg_dump
+# job do not run on Patroni members (docs/high_availability.md).
+lab-ha: bootstrap market-data
+	ansible-playbook $(LAB_HA) playbooks/lab/up.yml
+	ansible-playbook $(LAB_HA) playbooks/site.yml
+	ansible-playbook $(LAB_HA) playbooks/lab/cluster_schema.yml
+	ansible-playbook $(LAB_HA) playbooks/lab/load_market_data.yml
+	ansible-playbook $(LAB_HA) playbooks/maintenance/morning_check.yml
+
+lab-ha-down: venv
+	ansible-playbook $(LAB_HA) playbooks/lab/down.yml
 
 test: test-quick ee-test molecule
 

@@ -401,6 +401,152 @@ def growth(samples, today, current_bytes, df_stdout, window_days=90, projection_
     return _check('3. Disk growth projection', status, display, **limits)
 
 
+# --- morning check, cluster lines (issue 18: a Patroni cluster) ----------------
+
+LSN_RE = re.compile(r'^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$')
+RUNNING_STATES = ('running', 'streaming')
+
+
+def lsn_bytes(lsn):
+    """A PostgreSQL LSN 'X/Y' as a byte position; None for None or ''."""
+    if lsn is None or lsn == '':
+        return None
+    match = LSN_RE.match(str(lsn).strip())
+    if not match:
+        raise AnsibleFilterError('not a PostgreSQL LSN: %r' % (lsn,))
+    return (int(match.group(1), 16) << 32) + int(match.group(2), 16)
+
+
+def _member_sql(members):
+    by_host = {}
+    for index, entry in enumerate(_list(members, 'members')):
+        entry = _dict(entry, 'members[%d]' % index)
+        host = entry.get('host') or (entry.get('item') if isinstance(entry.get('item'), string_types) else None)
+        if not host:
+            raise AnsibleFilterError('members[%d] has no host' % index)
+        if 'query_result' in entry:
+            rows = _rows(entry.get('query_result'), 'members[%d].query_result' % index)
+        else:
+            rows = [entry] if 'in_recovery' in entry else []
+        by_host[host] = dict(rows[0]) if rows and not entry.get('failed') else {'failed': True, 'msg': entry.get('msg', '')}
+    return by_host
+
+
+def cluster_state(cluster, members=None, inventory=None):
+    """One picture of a Patroni cluster from GET /cluster and each member's own answer.
+
+    ``cluster``: the JSON of Patroni's ``GET /cluster``.  ``members``: per member {host, in_recovery, lsn,
+    replay_age_seconds} - each member's SQL answer (or postgresql_query results with ``host``/``item``).
+    ``inventory``: the member names the inventory expects.  Returns {scope, paused, leaders, primaries,
+    leader, timeline, members: [{name, role, state, timeline, in_recovery, lag_bytes, lag_seconds, ...}]}.
+    Lag in bytes: the leader's current WAL position minus the member's replay position (measured on the
+    members; Patroni's own ``lag`` when the SQL answer is missing); in seconds: the age of the last
+    transaction the member replayed while it is behind, 0 when it has replayed everything - the same
+    definitions as the HA alerts' recording rules.
+    """
+    cluster = _dict(cluster, 'cluster')
+    listed = _list(cluster.get('members'), 'cluster.members')
+    sql = _member_sql(members)
+    names = [m.get('name') for m in listed]
+    expected = [str(n) for n in _list(inventory, 'inventory')]
+    leaders = [m.get('name') for m in listed if m.get('role') in ('leader', 'standby_leader')]
+    primaries = sorted(h for h, row in sql.items() if not row.get('failed') and row.get('in_recovery') is False)
+    leader = leaders[0] if len(leaders) == 1 else None
+    leader_lsn = lsn_bytes((sql.get(leader) or {}).get('lsn')) if leader else None
+    leader_tl = None
+    for m in listed:
+        if m.get('name') == leader:
+            leader_tl = m.get('timeline')
+    out = []
+    for m in listed:
+        name = m.get('name')
+        row = sql.get(name) or {}
+        entry = {'name': name, 'role': m.get('role', '?'), 'state': m.get('state', '?'),
+                 'timeline': m.get('timeline'), 'host': m.get('host'),
+                 'in_recovery': row.get('in_recovery'), 'sql_failed': bool(row.get('failed')),
+                 'lag_bytes': None, 'lag_seconds': None}
+        if name != leader and m.get('role') not in ('leader', 'standby_leader'):
+            replay = lsn_bytes(row.get('lsn')) if not row.get('failed') else None
+            if leader_lsn is not None and replay is not None:
+                entry['lag_bytes'] = max(0, leader_lsn - replay)
+            elif isinstance(m.get('lag'), int):
+                entry['lag_bytes'] = m.get('lag')
+            if entry['lag_bytes'] is not None:
+                age = row.get('replay_age_seconds')
+                if entry['lag_bytes'] == 0:
+                    entry['lag_seconds'] = 0.0
+                elif age is not None:
+                    entry['lag_seconds'] = round(float(age), 1)
+                # behind, but no transaction replayed since it started (a fresh clone): seconds unknown
+        out.append(entry)
+    for name in expected:
+        if name not in names:
+            out.append({'name': name, 'role': 'absent', 'state': 'not in the DCS', 'timeline': None, 'host': None,
+                        'in_recovery': (sql.get(name) or {}).get('in_recovery'),
+                        'sql_failed': bool((sql.get(name) or {}).get('failed')), 'lag_bytes': None, 'lag_seconds': None})
+    return {'scope': cluster.get('scope', '?'), 'paused': bool(cluster.get('pause')), 'leaders': leaders,
+            'primaries': primaries, 'leader': leader, 'timeline': leader_tl, 'members': out}
+
+
+def _lag_text(entry):
+    if entry.get('lag_bytes') is None:
+        return 'lag unknown'
+    seconds = entry.get('lag_seconds')
+    return 'lag %s / %s s' % (format_bytes(entry['lag_bytes']), '?' if seconds is None else '%.1f' % seconds)
+
+
+def cluster(cluster_json, members=None, inventory=None, lag_bytes_warning=16777216, lag_seconds_warning=30):
+    """Morning check cluster lines: leader and timeline, each member (role, state, lag), the cluster-wide verdicts.
+
+    Thresholds as the HA alerts': PatroniReplicationLagBytes (16 MiB) and PatroniReplicationLagSeconds (30 s)
+    warn; no leader, more than one leader or primary, and a member not running are critical.
+    """
+    state = cluster_state(cluster_json, members, inventory)
+    scope = state['scope']
+    checks = []
+    if len(state['leaders']) > 1 or len(state['primaries']) > 1:
+        checks.append(_check('Cluster %s leader' % scope, 'critical',
+                             'more than one leader: DCS %s, primaries (pg_is_in_recovery false) %s' % (
+                                 ', '.join(state['leaders']) or 'none', ', '.join(state['primaries']) or 'none'),
+                             'split brain suspected: run playbooks/incidents/split_brain.yml', critical=1,
+                             operator='>', unit='leaders'))
+    elif not state['leaders']:
+        checks.append(_check('Cluster %s leader' % scope, 'critical', 'no leader in the DCS',
+                             'no member leads: run playbooks/ha/failover.yml', critical=0, operator='==',
+                             unit='leaders'))
+    else:
+        checks.append(_check('Cluster %s leader' % scope, 'ok', '%s, timeline %s' % (state['leader'], state['timeline'])))
+    for entry in state['members']:
+        name = 'Member %s' % entry['name']
+        head = '%s, %s' % (entry['role'], entry['state'])
+        if entry['name'] == state['leader'] or entry['role'] in ('leader', 'standby_leader'):
+            ok = entry['state'] == 'running'
+            checks.append(_check(name, 'ok' if ok else 'critical', '%s, timeline %s' % (head, entry['timeline']),
+                                 '' if ok else 'the leader is not running: see PatroniPostgresNotRunning'))
+            continue
+        display = '%s, timeline %s, %s' % (head, entry['timeline'], _lag_text(entry))
+        if entry['state'] not in RUNNING_STATES:
+            checks.append(_check(name, 'critical', display,
+                                 'member not running: playbooks/ha/reinit.yml rebuilds it from the leader'))
+        elif entry['state'] != 'streaming':
+            checks.append(_check(name, 'warning', display,
+                                 'replica not streaming: run playbooks/incidents/replication_lag.yml'))
+        elif (entry['lag_bytes'] or 0) > int(lag_bytes_warning) or (entry['lag_seconds'] or 0) > float(lag_seconds_warning):
+            checks.append(_check(name, 'warning', display,
+                                 'lag over %s / %s s: run playbooks/incidents/replication_lag.yml' % (
+                                     format_bytes(int(lag_bytes_warning)), lag_seconds_warning),
+                                 warning=lag_bytes_warning, operator='>', unit='bytes'))
+        elif state['timeline'] is not None and entry['timeline'] is not None and entry['timeline'] != state['timeline']:
+            checks.append(_check(name, 'warning', display,
+                                 'on another timeline than the leader: it has not followed the last failover'))
+        else:
+            checks.append(_check(name, 'ok', display))
+    if state['paused']:
+        checks.append(_check('Cluster %s maintenance mode' % scope, 'warning', 'paused: Patroni does not fail over',
+                             'patronictl resume %s when the maintenance is over' % scope))
+    return checks
+
+
 class FilterModule(object):
     """quantops.platform maintenance runbook filters."""
 
@@ -416,4 +562,6 @@ class FilterModule(object):
             'maintenance_security_audit': security_audit,
             'maintenance_size_samples': size_samples,
             'maintenance_growth': growth,
+            'maintenance_cluster': cluster,
+            'maintenance_cluster_state': cluster_state,
         }

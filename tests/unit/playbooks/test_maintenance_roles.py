@@ -82,7 +82,8 @@ def test_every_entry_point_validates_every_setting(role):
     # one declared entry point per step file, and main (the whole runbook) imports every step
     assert sorted(p.stem for p in (ROLES / role / 'tasks').glob('*.yml')) == sorted(specs)
     main = (ROLES / role / 'tasks' / 'main.yml').read_text()
-    steps = [entry for entry in specs if entry not in ('main', 'monitoring')]
+    # monitoring and cluster run on other hosts (monitoring, patroni) than the database host of main
+    steps = [entry for entry in specs if entry not in ('main', 'monitoring', 'cluster')]
     assert [s for s in steps if 'import_tasks: %s.yml' % s not in main] == []
 
 

@@ -36,7 +36,7 @@ def test_every_filter_is_registered():
     assert sorted(mf.FilterModule().filters()) == sorted([
         'maintenance_backup_age', 'maintenance_server_log', 'maintenance_prometheus', 'maintenance_evening',
         'maintenance_steps', 'maintenance_weekly', 'maintenance_monthly', 'maintenance_security_audit',
-        'maintenance_size_samples', 'maintenance_growth'])
+        'maintenance_size_samples', 'maintenance_growth', 'maintenance_cluster', 'maintenance_cluster_state'])
 
 
 # --- morning check ------------------------------------------------------------
@@ -322,3 +322,122 @@ def test_growth_needs_two_samples_a_day_apart():
 def test_growth_refuses_what_is_not_df_output():
     with pytest.raises(AnsibleFilterError, match='df -P -B1'):
         mf.growth(['2026-12-08,1'], '2026-12-08', 1, 'df: /nope: No such file or directory')
+
+
+# --- morning check, cluster lines ---------------------------------------------
+
+def patroni_cluster(db3_state='streaming', db3_tl=2, pause=False, leaders=('db1',), db3_lag=0):
+    members = []
+    for name in ('db1', 'db2', 'db3'):
+        if name in leaders:
+            members.append({'name': name, 'role': 'leader', 'state': 'running', 'timeline': 2, 'host': name})
+        elif name == 'db2':
+            members.append({'name': name, 'role': 'sync_standby', 'state': 'streaming', 'timeline': 2, 'lag': 0})
+        else:
+            members.append({'name': name, 'role': 'replica', 'state': db3_state, 'timeline': db3_tl, 'lag': db3_lag})
+    cluster = {'scope': 'quant', 'members': members}
+    if pause:
+        cluster['pause'] = True
+    return cluster
+
+
+def sql(host, in_recovery, lsn, age=None):
+    # as the morning check registers it: a postgresql_query result plus the host
+    return {'host': host, 'changed': False, 'query_result': [
+        {'in_recovery': in_recovery, 'lsn': lsn, 'replay_age_seconds': age}]}
+
+
+def test_lsn_bytes():
+    assert mf.lsn_bytes('0/0') == 0
+    assert mf.lsn_bytes('1/10') == (1 << 32) + 16
+    assert mf.lsn_bytes('16/B374D848') == 0x16B374D848
+    assert mf.lsn_bytes(None) is None
+    with pytest.raises(AnsibleFilterError, match='not a PostgreSQL LSN'):
+        mf.lsn_bytes('12345')
+
+
+def test_cluster_healthy_prints_leader_members_lag_timeline():
+    members = [sql('db1', False, '0/5000000'), sql('db2', True, '0/5000000', 3600.0), sql('db3', True, '0/5000000', 3600.0)]
+    checks = mf.cluster(patroni_cluster(), members, ['db1', 'db2', 'db3'])
+    assert [c['status'] for c in checks] == ['ok'] * 4
+    lines = render_checklist(checks)
+    assert lines[0] == u'✓ Cluster quant leader: db1, timeline 2'
+    assert lines[1] == u'✓ Member db1: leader, running, timeline 2'
+    # caught up: 0 bytes, and 0 s however old the last replayed transaction is (an idle cluster does not lag)
+    assert lines[2] == u'✓ Member db2: sync_standby, streaming, timeline 2, lag 0 bytes / 0.0 s'
+
+
+def test_cluster_lag_over_the_alert_thresholds_warns_in_bytes_and_seconds():
+    # db3 replayed up to 0/1000000, the leader writes at 0/3000000: 32 MiB behind, last replay 45 s ago
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), sql('db3', True, '0/1000000', 45.04)]
+    checks = mf.cluster(patroni_cluster(), members)
+    db3 = checks[3]
+    assert db3['status'] == 'warning'
+    assert db3['display'].endswith('lag 32 MB / 45.0 s')
+    assert 'replication_lag.yml' in db3['message']
+    # under both thresholds: ok; over the seconds threshold alone: warning
+    assert mf.cluster(patroni_cluster(), members, lag_bytes_warning=64 << 20, lag_seconds_warning=60)[3]['status'] == 'ok'
+    assert mf.cluster(patroni_cluster(), members, lag_bytes_warning=64 << 20, lag_seconds_warning=30)[3]['status'] == 'warning'
+
+
+def test_cluster_lag_seconds_unknown_when_nothing_was_replayed_yet():
+    # a fresh clone behind the leader has replayed no transaction yet: its lag in seconds is unknown, not 0
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), sql('db3', True, '0/1000000', None)]
+    db3 = mf.cluster(patroni_cluster(), members)[3]
+    assert db3['status'] == 'warning'
+    assert db3['display'] == 'replica, streaming, timeline 2, lag 32 MB / ? s'
+
+
+def test_cluster_lag_falls_back_to_patroni_when_the_member_did_not_answer():
+    failed = {'host': 'db3', 'failed': False, 'msg': 'connection refused'}   # failed_when: false, no query_result
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), failed]
+    state = mf.cluster_state(patroni_cluster(db3_lag=4096), members)
+    db3 = state['members'][2]
+    assert db3['sql_failed'] is True
+    assert db3['lag_bytes'] == 4096 and db3['lag_seconds'] is None   # no answer: seconds unknown
+
+
+def test_cluster_no_leader_is_critical():
+    checks = mf.cluster(patroni_cluster(leaders=()), [])
+    assert checks[0]['status'] == 'critical'
+    assert checks[0]['display'] == 'no leader in the DCS'
+    assert 'failover.yml' in checks[0]['message']
+
+
+def test_cluster_two_primaries_is_split_brain():
+    # the DCS names db1, but db3 was promoted outside Patroni: pg_is_in_recovery() is false on both
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000'), sql('db3', False, '0/2000000')]
+    checks = mf.cluster(patroni_cluster(db3_state='running', db3_tl=3), members)
+    assert checks[0]['status'] == 'critical'
+    assert checks[0]['display'] == 'more than one leader: DCS db1, primaries (pg_is_in_recovery false) db1, db3'
+    assert 'split_brain.yml' in checks[0]['message']
+    # two leaders in the DCS itself
+    assert mf.cluster(patroni_cluster(leaders=('db1', 'db3')), [])[0]['status'] == 'critical'
+
+
+def test_cluster_member_stopped_critical_not_streaming_and_other_timeline_warn():
+    members = [sql('db1', False, '0/3000000'), sql('db2', True, '0/3000000')]
+    assert mf.cluster(patroni_cluster(db3_state='stopped'), members)[3]['status'] == 'critical'
+    assert mf.cluster(patroni_cluster(db3_state='stopped'), members)[3]['display'] == \
+        'replica, stopped, timeline 2, lag 0 bytes / 0.0 s'
+    running = mf.cluster(patroni_cluster(db3_state='running'), members)[3]
+    assert running['status'] == 'warning' and 'not streaming' in running['message']
+    other_tl = mf.cluster(patroni_cluster(db3_tl=1), members)[3]
+    assert other_tl['status'] == 'warning' and 'timeline' in other_tl['message']
+
+
+def test_cluster_member_missing_from_the_dcs_and_paused_cluster():
+    checks = mf.cluster(patroni_cluster(pause=True), [], ['db1', 'db2', 'db3', 'db4'])
+    assert checks[4]['name'] == 'Member db4'
+    assert checks[4]['status'] == 'critical'
+    assert checks[4]['display'].startswith('absent, not in the DCS')
+    assert checks[5] == {'name': 'Cluster quant maintenance mode', 'status': 'warning',
+                         'display': 'paused: Patroni does not fail over',
+                         'message': 'patronictl resume quant when the maintenance is over'}
+
+
+def test_cluster_refuses_bad_input():
+    with pytest.raises(AnsibleFilterError, match='cluster must be a dict'):
+        mf.cluster(['db1'])
+    with pytest.raises(AnsibleFilterError, match='has no host'):
+        mf.cluster(patroni_cluster(), [{'query_result': []}])
