@@ -172,7 +172,7 @@ measure_dd() {  # when
 measure_dd before_matrix
 
 # AES-256-CBC (repo1's cipher) on one core of this CPU, for the limits discussion.
-aes_mb_s=$(openssl speed -seconds 2 -bytes 65536 -evp aes-256-cbc 2>/dev/null | awk '/^aes-256-cbc/ {sub("k","",$2); print int($2*1024/1e6)}' || true)
+aes_mb_s=$(openssl speed -seconds 2 -bytes 65536 -evp aes-256-cbc 2>/dev/null | awk 'tolower($1) == "aes-256-cbc" {sub("k","",$2); print int($2*1000/1e6)}' || true)
 
 # --- data set ---------------------------------------------------------------------------
 # 93 bytes per row on disk (heap + tuple headers; measured: 20 480 000 rows made
@@ -232,7 +232,7 @@ print(json.dumps({"row": kind, "type": btype, "options": opts, "label": label,
                 "cpu_seconds_db_host": cpu(cdb1b, cdb2), "cpu_seconds_repo_host": cpu(crepo1b, crepo2)},
     "load_before": [float(x) for x in l0.split(",")], "load_after": [float(x) for x in l1.split(",")]}))
 ' "$kind" "$btype" "$opts" "$label" "$db_bytes" "$b_s" "$r_s" "$cdb0" "$crepo0" "$cdb1" "$crepo1" "$cdb1b" "$crepo1b" "$cdb2" "$crepo2" "$l0" "$(loadavg)" >> "$RUNS"
-    log "$(tail -1 "$RUNS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["row"], r["type"], "backup", r["backup"]["throughput_mb_s"], "MB/s", r["backup"]["wall_seconds"], "s; restore", r["restore"]["throughput_mb_s"], "MB/s", r["restore"]["wall_seconds"], "s; repo", r["repo_size_bytes"]//1000000, "MB")')"
+    log "$(tail -1 "$RUNS" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["row"], r["type"], "backup", r["backup"]["throughput_mb_s"], "MB/s", r["backup"]["wall_seconds"], "s; restore", r["restore"]["throughput_mb_s"], "MB/s", r["restore"]["wall_seconds"], "s; stored", r["repo_delta_bytes"]//1000000, "MB")')"
 }
 row_opts() {  # type:level:pm:bundle[:block]
     local ct cl pm bu bl
