@@ -53,6 +53,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$SIZE_MB$RTO_MB" in *[!0-9]*) echo "$0: --size-mb and --rto-mb take whole MiB" >&2; exit 2;; esac
+# One table, and the drill checksums each table as one string capped at 1 GiB (33.5 M rows).
+[ "$SIZE_MB" -le 2700 ] || { echo "$0: --size-mb at most 2700 (the drill's checksum of one table)" >&2; exit 2; }
 # compress-type:compress-level:process-max:repo-bundle
 case "$MATRIX" in
     default) ROWS="none:0:2:n lz4:1:2:n zst:1:2:n zst:3:2:n gz:6:2:n lz4:1:1:n lz4:1:4:n lz4:1:2:y zst:1:2:y";;
@@ -178,12 +180,14 @@ aes_mb_s=$(openssl speed -seconds 2 -bytes 65536 -evp aes-256-cbc 2>/dev/null | 
 # 93 bytes per row on disk (heap + tuple headers; measured: 20 480 000 rows made
 # pgBackRest's backup 1 908 MB larger): rows = MiB * 1048576 / 93.
 ROW_BYTES=93
-filler_rows() { psqlc "SELECT coalesce(max(id), 0) FROM bench_filler" 2>/dev/null || echo 0; }
-add_rows() {  # how many
-    local from
-    from=$(filler_rows)
-    psqlc "CREATE TABLE IF NOT EXISTS bench_filler (id bigint, at timestamptz, price double precision, note text)"
-    psqlc "INSERT INTO bench_filler SELECT g, timestamptz '2020-01-01' + g * interval '1 second', random(), md5(g::text) FROM generate_series($from + 1, $from + $1) g"
+# The drill checksums every table as one string of 32 bytes a row, which PostgreSQL caps at
+# 1 GiB: no table may pass 33.5 M rows, so the drill's extra rows go into a table of their own.
+filler_rows() { psqlc "SELECT coalesce(max(id), 0) FROM ${1:-bench_filler}" 2>/dev/null || echo 0; }
+add_rows() {  # how-many [table]
+    local from table=${2:-bench_filler}
+    from=$(filler_rows "$table")
+    psqlc "CREATE TABLE IF NOT EXISTS $table (id bigint, at timestamptz, price double precision, note text)"
+    psqlc "INSERT INTO $table SELECT g, timestamptz '2020-01-01' + g * interval '1 second', random(), md5(g::text) FROM generate_series($from + 1, $from + $1) g"
 }
 t0=$(now); l0=$(loadavg)
 if [ "$SIZE_MB" -gt 0 ] && [ "$(filler_rows)" -eq 0 ]; then
@@ -279,13 +283,18 @@ done
 phase incrementals "$t0" "$l0"
 
 # --- the drill on a ~RTO_MB data directory -------------------------------------------------------
-drill_ok=skipped; drill_s=0; rto=nan; rpo=nan
+drill_ok=skipped; drill_s=0; rto=nan; rpo=nan; drill_msg=""
 if [ "$RTO_MB" -gt 0 ]; then
     t0=$(now); l0=$(loadavg)
     have=$(dbsh "du -sm $PGDATA | cut -f1")
     if [ "$have" -lt "$RTO_MB" ]; then
-        add_rows $(( (RTO_MB - have) * 1048576 / ROW_BYTES ))
-        psqlc "VACUUM ANALYZE bench_filler" >/dev/null
+        left=$(( (RTO_MB - have) * 1048576 / ROW_BYTES )); n=1
+        while [ "$left" -gt 0 ]; do
+            chunk=$(( left < 30000000 ? left : 30000000 ))
+            add_rows "$chunk" "bench_filler_drill_$n"
+            psqlc "VACUUM ANALYZE bench_filler_drill_$n" >/dev/null
+            left=$(( left - chunk )); n=$(( n + 1 ))
+        done
     fi
     phase generate_drill_data "$t0" "$l0"
     log "drill data set: $(dbsh "du -sm $PGDATA | cut -f1") MiB data directory"
@@ -294,7 +303,7 @@ if [ "$RTO_MB" -gt 0 ]; then
     phase drill_backup "$t0" "$l0"
     t0=$(now); l0=$(loadavg)
     drill_ok=true
-    ansible-playbook -i "$INV" "$ROOT/playbooks/backup/verify.yml" > "$WORK/drill.log" 2>&1 || { drill_ok=false; tail -30 "$WORK/drill.log"; }
+    ansible-playbook -i "$INV" "$ROOT/playbooks/backup/verify.yml" > "$WORK/drill.log" 2>&1 || { drill_ok=false; tail -30 "$WORK/drill.log"; drill_msg=$(grep -m1 -o 'restore drill failed at .*' "$WORK/drill.log" | tr -d '"\\' || true); }
     phase drill "$t0" "$l0"
     drill_s=$(python3 -c 'import json,sys; print([json.loads(x) for x in open(sys.argv[1])][-1]["seconds"])' "$PHASES")
     prom=$(dbsh "cat /var/lib/prometheus/node-exporter/quantops_backup_pgbackrest_main.prom")
@@ -349,7 +358,7 @@ r = {
   "aes_256_cbc_one_core_mb_s": float("${aes_mb_s:-nan}"),
   "runs": runs,
   "drill": {"playbook": "playbooks/backup/verify.yml", "on_data_directory_bytes": runs[-1]["data_directory_bytes"],
-            "passed": "$drill_ok" == "true", "ran": "$drill_ok" != "skipped",
+            "passed": "$drill_ok" == "true", "ran": "$drill_ok" != "skipped", "failure": "$drill_msg",
             "wall_seconds": float("$drill_s"), "rto_seconds": float("${rto:-nan}"), "rpo_seconds": float("${rpo:-nan}"),
             "rto_is": "restore command start -> scratch cluster promoted (roles/drill/tasks/verify.yml)",
             "rpo_is": "restore start - time of the named restore point the drill checksummed (newest restorable transaction)"},
