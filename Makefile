@@ -126,9 +126,12 @@ molecule: bootstrap market-data
 	$(BIN)/python scripts/molecule_run.py --jobs $(MOLECULE_JOBS) $(MOLECULE_SCENARIOS)
 
 # Benchmarks (not part of make test; results in bench/results/*.json):
-#   bench-backup        pgBackRest backup/restore MB/s on two containers of its own,
-#                       the lab data plus BENCH_BACKUP_MB of generated rows, dd as
-#                       the disk reference, and the restore drill's RTO/RPO
+#   bench-backup        pgBackRest backup/restore MB/s on two containers of its own:
+#                       a matrix of compress-type/level, process-max, repo-bundle and
+#                       (incrementals) repo-block on the lab data plus BENCH_BACKUP_MB
+#                       of generated rows (BENCH_BACKUP_MATRIX=full for the whole
+#                       matrix), dd as the disk reference in the same run, and the
+#                       restore drill's RTO/RPO on a BENCH_BACKUP_RTO_MB data directory
 #   bench-data-quality  ohlcv_data_quality vs seed 002's SQL on a generated
 #                       BENCH_DQ_ROWS-row hypertable in the bench's own container
 #                       qp-dq-db (the postgresql+timescaledb roles; kept for re-runs)
@@ -137,6 +140,8 @@ molecule: bootstrap market-data
 #                       configuration vs Debian's defaults in alternating rounds, plus
 #                       pgbench, on a container of its own (qp-qb-db)
 BENCH_BACKUP_MB ?= 2048
+BENCH_BACKUP_RTO_MB ?= 5000
+BENCH_BACKUP_MATRIX ?= default
 BENCH_DQ_ROWS ?= 10000000
 BENCH_DQ_ROUNDS ?= 3
 BENCH_Q_TICKERS ?= 1000
@@ -144,7 +149,7 @@ BENCH_Q_ROUNDS ?= 3
 bench: bench-backup bench-data-quality bench-queries
 
 bench-backup: bootstrap market-data
-	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB)
+	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB) --rto-mb $(BENCH_BACKUP_RTO_MB) --matrix $(BENCH_BACKUP_MATRIX)
 
 bench-data-quality: bootstrap
 	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --rounds $(BENCH_DQ_ROUNDS) --reference main

@@ -71,6 +71,18 @@ def test_repository_is_encrypted_on_its_own_host_over_tls():
     assert REPO.run("grep -c backrest-format /var/lib/pgbackrest/backup/main/backup.info").rc != 0
 
 
+def test_backups_are_bundled_with_block_maps():
+    """The role's defaults from make bench-backup: repo-bundle and repo-block on repo1 (and repo2)."""
+    conf = REPO.file("/etc/pgbackrest.conf").content_string
+    for line in ("repo1-bundle=y", "repo1-block=y", "repo2-bundle=y", "repo2-block=y", "compress-type=zst", "compress-level=1"):
+        assert line in conf.splitlines(), line
+    fulls = [b for b in backrest_info(repo=1)["backup"] if b["type"] == "full"]
+    assert fulls
+    # A block incremental full writes block maps (info reports their size) and bundles its files.
+    assert fulls[-1]["info"]["repository"].get("size-map", 0) > 0, fulls[-1]["info"]
+    assert REPO.file("/var/lib/pgbackrest/backup/main/%s/bundle" % fulls[-1]["label"]).is_directory
+
+
 def test_tls_server_refuses_a_client_certificate_not_from_the_ca():
     cmd = DB.run("timeout 5 openssl s_client -connect qp-br-repo:8432 -CAfile /etc/pgbackrest/tls/ca.crt </dev/null")
     assert "Verify return code: 0" in cmd.stdout + cmd.stderr  # the server's certificate is valid for its name
