@@ -17,7 +17,7 @@ MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 LAB_HA := -i inventories/lab-ha
 
-.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down lab-ha lab-ha-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down lab-ha lab-ha-down lab-ha-test test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -82,6 +82,12 @@ lab-ha: bootstrap market-data
 
 lab-ha-down: venv
 	ansible-playbook $(LAB_HA) playbooks/lab/down.yml
+
+# The replication-lag and split-brain runbooks against the running cluster lab
+# (tests/lab/test_ha_incidents.py: real faults, about 9 min; not part of make test yet).
+lab-ha-test: venv link
+	QP_HA_PREFIX=qp-labha- QP_HA_INVENTORY=inventories/lab-ha \
+	  $(BIN)/pytest -p no:cacheprovider -v tests/lab/test_ha_incidents.py
 
 test: test-quick ee-test molecule
 

@@ -5,12 +5,12 @@ Each fault is made by hand, the way it happens: replay paused on a replica while
 The runbook must find it, change nothing without its confirm variable (nor under --check), and
 with it resolve the incident; the fenced member keeps its data directory.
 
-Runs in the `ha` scenario (after test_ha, before the runbook and fault tests) and, unchanged, against
-the cluster lab of `make lab-ha`:
+Runs against the cluster lab of `make lab-ha` (`make lab-ha-test`, which sets the variables below);
+not yet inside the Molecule `ha` scenario, where it has not had a verified run:
 
     QP_HA_PREFIX=qp-labha- QP_HA_INVENTORY=inventories/lab-ha \
       ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_CONNECTION_PLUGINS=$PWD/tests/testbed/connection_plugins \
-      .venv/bin/pytest -p no:cacheprovider molecule/ha/tests/test_x_incidents.py
+      .venv/bin/pytest -p no:cacheprovider tests/lab/test_ha_incidents.py
 
 The containers are reached with `podman exec` (psql and patronictl as postgres inside them).
 """
