@@ -15,7 +15,7 @@ LINK := .build/collections/ansible_collections/quantops/platform
 MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 
-.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-converge bench-data-quality bench-queries clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -107,6 +107,9 @@ molecule: bootstrap market-data
 	$(BIN)/python scripts/molecule_run.py --jobs $(MOLECULE_JOBS) $(MOLECULE_SCENARIOS)
 
 # Benchmarks (not part of make test; results in bench/results/*.json):
+#   bench-converge      site.yml's cold converge on two fresh lab containers of its own
+#                       (qp-bc-*) against the floor (apt-get install of the same packages
+#                       side by side), its no-op re-run (changed=0), per-play/role times
 #   bench-backup        pgBackRest backup/restore MB/s on two containers of its own,
 #                       the lab data plus BENCH_BACKUP_MB of generated rows, dd as
 #                       the disk reference, and the restore drill's RTO/RPO
@@ -118,14 +121,18 @@ molecule: bootstrap market-data
 #                       configuration vs Debian's defaults in alternating rounds, plus
 #                       pgbench, on a container of its own (qp-qb-db)
 BENCH_BACKUP_MB ?= 2048
+BENCH_CONVERGE_NOOP_RUNS ?= 2
 BENCH_DQ_ROWS ?= 10000000
 BENCH_DQ_ROUNDS ?= 3
 BENCH_Q_TICKERS ?= 1000
 BENCH_Q_ROUNDS ?= 3
-bench: bench-backup bench-data-quality bench-queries
+bench: bench-converge bench-backup bench-data-quality bench-queries
 
 bench-backup: bootstrap market-data
 	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB)
+
+bench-converge: bootstrap
+	$(BIN)/python bench/converge.py --noop-runs $(BENCH_CONVERGE_NOOP_RUNS)
 
 bench-data-quality: bootstrap
 	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --rounds $(BENCH_DQ_ROUNDS) --reference main
