@@ -62,32 +62,46 @@ def run(argv, **kwargs):
     return subprocess.run(argv, check=True, text=True, capture_output=True, **kwargs).stdout
 
 
-def playbook(name, playbook_path, extra, log):
-    """Run ansible-playbook on the lab inventory with the bench's names; returns (wall s, log text)."""
+def lab_argv(playbook_path, prefix, secrets):
+    """ansible-playbook on the lab's inventory, with the bench's container names and network."""
+    argv = ['ansible-playbook', '-i', os.path.join(ROOT, 'inventories', 'lab'),
+            '-i', names_inventory(prefix), playbook_path]
+    for key, value in lab_vars(secrets).items():
+        argv += ['-e', '%s=%s' % (key, value)]
+    return argv
+
+
+def playbook(name, argv, log):
+    """Run an ansible-playbook command line with the profile callbacks; returns (wall s, log text)."""
     env = dict(os.environ,
                PATH=os.path.join(ROOT, '.venv', 'bin') + os.pathsep + os.environ['PATH'],
                ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                ANSIBLE_CALLBACKS_ENABLED=CALLBACKS,
                PROFILE_TASKS_TASK_OUTPUT_LIMIT='all',
                ANSIBLE_FORCE_COLOR='0', ANSIBLE_NOCOLOR='1')
-    argv = ['ansible-playbook', '-i', os.path.join(ROOT, 'inventories', 'lab'), playbook_path]
-    for key, value in extra.items():
-        argv += ['-e', '%s=%s' % (key, value)]
-    start = time.monotonic()
-    proc = subprocess.run(argv, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, check=False)
-    wall = time.monotonic() - start
     with open(log, 'w', encoding='utf-8') as handle:
-        handle.write(proc.stdout)
+        start = time.monotonic()
+        proc = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        wall = time.monotonic() - start
+    with open(log, encoding='utf-8') as handle:
+        text = handle.read()
     if proc.returncode != 0:
-        sys.stderr.write(proc.stdout[-6000:])
+        sys.stderr.write(text[-6000:])
         raise SystemExit('%s failed (rc %d), log: %s' % (name, proc.returncode, log))
-    return wall, proc.stdout
+    return wall, text
 
 
-def lab_vars(prefix, secrets):
-    return {'lab_container_prefix': prefix, 'lab_network': NETWORK, 'lab_subnet': SUBNET,
-            'lab_secrets_dir': secrets}
+def lab_vars(secrets):
+    """The lab's variables for a lab of the bench's own: its network, subnet and secrets."""
+    return {'lab_network': NETWORK, 'lab_subnet': SUBNET, 'lab_secrets_dir': secrets}
+
+
+def names_inventory(prefix):
+    """An inventory read after the lab's: each lab host's container is prefix + host."""
+    path = os.path.join(WORK, 'names-%s.yml' % prefix.rstrip('-'))
+    with open(path, 'w', encoding='utf-8') as handle:
+        json.dump({'all': {'hosts': {h: {'ansible_host': prefix + h} for h in HOSTS}}}, handle)
+    return path
 
 
 def recap(text):
@@ -105,22 +119,29 @@ def profile(text):
 
     Each timestamp printed at a task's start carries the previous task's
     duration: it is charged to the header seen before that previous timestamp.
+    The recap's stamp (after the last task) closes the last task.
     """
     entries = []    # [play, kind, name, seconds]
     play = None
     current = None
     total = 0.0
+    fresh = False
     for line in text.splitlines():
+        if line.startswith('TASKS RECAP'):
+            fresh = True
+            continue
         header = HEADER.match(line)
         if header:
             if header.group(1) == 'PLAY':
                 play = header.group(2)
             else:
-                pending = [play, header.group(1), header.group(2), 0.0]
-                entries.append(pending)
+                entries.append([play, header.group(1), header.group(2), 0.0])
+                fresh = True
             continue
         stamp = STAMP.match(line)
-        if stamp:
+        # profile_tasks and profile_roles both print a stamp: the first one counts.
+        if stamp and fresh:
+            fresh = False
             delta = seconds(*stamp.groups()[0:3])
             total = seconds(*stamp.groups()[3:6])
             if current is not None:
@@ -189,15 +210,15 @@ def main():
 
     remove_containers()
     try:
-        playbook('up', up, lab_vars(PREFIX, secrets), os.path.join(WORK, 'up.log'))
+        playbook('up', lab_argv(up, PREFIX, secrets), os.path.join(WORK, 'up.log'))
         print('cold converge of site.yml ...', flush=True)
-        cold_wall, cold_log = playbook('cold converge', site, lab_vars(PREFIX, secrets),
+        cold_wall, cold_log = playbook('cold converge', lab_argv(site, PREFIX, secrets),
                                        os.path.join(WORK, 'cold.log'))
         cold_recap = recap(cold_log)
         print('cold: %.1f s' % cold_wall, flush=True)
 
         # The floor: the same packages in two fresh lab containers, side by side.
-        playbook('up (floor)', up, lab_vars(FLOOR_PREFIX, secrets), os.path.join(WORK, 'up-floor.log'))
+        playbook('up (floor)', lab_argv(up, FLOOR_PREFIX, secrets), os.path.join(WORK, 'up-floor.log'))
         packages = {}
         for host in HOSTS:
             baseline = manual_packages(FLOOR_PREFIX + host)
@@ -212,7 +233,7 @@ def main():
 
         noop = []
         for index in range(args.noop_runs):
-            wall, text = playbook('no-op run %d' % (index + 1), site, lab_vars(PREFIX, secrets),
+            wall, text = playbook('no-op run %d' % (index + 1), lab_argv(site, PREFIX, secrets),
                                   os.path.join(WORK, 'noop-%d.log' % (index + 1)))
             hosts = recap(text)
             changed = sum(h['changed'] for h in hosts.values())
@@ -240,9 +261,7 @@ def main():
     finally:
         if not args.keep:
             for prefix in (PREFIX, FLOOR_PREFIX):
-                subprocess.run(['ansible-playbook', '-i', os.path.join(ROOT, 'inventories', 'lab'), down]
-                               + sum((['-e', '%s=%s' % kv] for kv in lab_vars(prefix, secrets).items()), []),
-                               cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
+                subprocess.run(lab_argv(down, prefix, secrets), cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
                                env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'),
                                         PATH=os.path.join(ROOT, '.venv', 'bin') + os.pathsep
                                         + os.environ['PATH']))
