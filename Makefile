@@ -17,7 +17,7 @@ MARKET_DATA := .cache/market-data/ohlcv.csv
 LAB := -i inventories/lab
 LAB_HA := -i inventories/lab-ha
 
-.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down lab-ha lab-ha-down lab-ha-test test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-data-quality bench-queries clean
+.PHONY: help bootstrap host venv image ee ee-test link market-data lab lab-down lab-ha lab-ha-down lab-ha-test test test-quick unit packaging promtool lint sanity molecule bench bench-backup bench-converge bench-data-quality bench-queries clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -132,6 +132,9 @@ molecule: bootstrap market-data
 	$(BIN)/python scripts/molecule_run.py --jobs $(MOLECULE_JOBS) $(MOLECULE_SCENARIOS)
 
 # Benchmarks (not part of make test; results in bench/results/*.json):
+#   bench-converge      site.yml's cold converge on two fresh lab containers of its own
+#                       (qp-bc-*) against the floor (apt-get install of the same packages
+#                       side by side), its no-op re-run (changed=0), per-play/role times
 #   bench-backup        pgBackRest backup/restore MB/s on two containers of its own:
 #                       a matrix of compress-type/level, process-max, repo-bundle and
 #                       (incrementals) repo-block on the lab data plus BENCH_BACKUP_MB
@@ -148,14 +151,18 @@ molecule: bootstrap market-data
 BENCH_BACKUP_MB ?= 2048
 BENCH_BACKUP_RTO_MB ?= 5000
 BENCH_BACKUP_MATRIX ?= default
+BENCH_CONVERGE_NOOP_RUNS ?= 2
 BENCH_DQ_ROWS ?= 10000000
 BENCH_DQ_ROUNDS ?= 3
 BENCH_Q_TICKERS ?= 1000
 BENCH_Q_ROUNDS ?= 3
-bench: bench-backup bench-data-quality bench-queries
+bench: bench-converge bench-backup bench-data-quality bench-queries
 
 bench-backup: bootstrap market-data
 	bash bench/backup_throughput.sh --size-mb $(BENCH_BACKUP_MB) --rto-mb $(BENCH_BACKUP_RTO_MB) --matrix $(BENCH_BACKUP_MATRIX)
+
+bench-converge: bootstrap
+	$(BIN)/python bench/converge.py --noop-runs $(BENCH_CONVERGE_NOOP_RUNS)
 
 bench-data-quality: bootstrap
 	$(BIN)/python bench/data_quality_scan.py --rows $(BENCH_DQ_ROWS) --rounds $(BENCH_DQ_ROUNDS) --reference main

@@ -35,6 +35,15 @@ def test_preflight_is_a_declared_entry_point_with_the_options_of_main(role):
     assert entry_points['preflight']['options'] == entry_points['main']['options']
 
 
+@pytest.mark.parametrize('role', WITH_PREFLIGHT)
+def test_preflight_runs_no_dependency(role):
+    """include_role with tasks_from runs the role's meta dependencies first: a dependency of a role
+    with a preflight entry point would change the host in site.yml's first play, before every input
+    is checked (backup_metrics did, through pg_dump_backup, redis_backup and pgbackrest)."""
+    meta = yaml.safe_load((ROLES / role / 'meta' / 'main.yml').read_text())
+    assert not meta.get('dependencies'), f'{role}: include the role from tasks/main.yml after its checks'
+
+
 SELF_LOOKUP = "lookup('ansible.builtin.file', role_path ~ '/meta/argument_specs.yml')"
 
 
