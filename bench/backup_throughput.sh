@@ -303,7 +303,7 @@ if [ "$RTO_MB" -gt 0 ]; then
     phase drill_backup "$t0" "$l0"
     t0=$(now); l0=$(loadavg)
     drill_ok=true
-    ansible-playbook -i "$INV" "$ROOT/playbooks/backup/verify.yml" > "$WORK/drill.log" 2>&1 || { drill_ok=false; tail -30 "$WORK/drill.log"; drill_msg=$(grep -m1 -o 'restore drill failed at .*' "$WORK/drill.log" | tr -d '"\\' || true); }
+    ansible-playbook -i "$INV" "$ROOT/playbooks/backup/verify.yml" > "$WORK/drill.log" 2>&1 || { drill_ok=false; tail -30 "$WORK/drill.log"; drill_msg=$(grep -m1 -o 'restore drill failed at .*' "$WORK/drill.log" | tr -d "\"\\\\" || true); }
     phase drill "$t0" "$l0"
     drill_s=$(python3 -c 'import json,sys; print([json.loads(x) for x in open(sys.argv[1])][-1]["seconds"])' "$PHASES")
     prom=$(dbsh "cat /var/lib/prometheus/node-exporter/quantops_backup_pgbackrest_main.prom")
